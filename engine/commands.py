@@ -1,0 +1,131 @@
+"""Commands: what a caller asks the pool to do. Frozen, keyword-only values.
+
+Each command names the Lua script that carries it out and the JSON object that
+script takes as ARGV[6] (see the script's header for the fields).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import msgspec
+
+
+class Op(msgspec.Struct, frozen=True, kw_only=True):
+    """The context of one call: its operation id (the idempotency handle), the
+    time (passed in, never read inside), who acts, and, when the caller wants a
+    repeat to replay the first result, how long to keep it and the body's
+    fingerprint (empty: no body comparison, as for Shopify deliveries)."""
+
+    op_id: str
+    now_ms: int
+    actor: str
+    fingerprint: str = ""
+    idempotency_ttl_ms: int = 0
+
+
+class SkuQty(msgspec.Struct, frozen=True, kw_only=True, array_like=False):
+    sku: str
+    qty: int
+
+
+class OrderLineRequest(msgspec.Struct, frozen=True, kw_only=True):
+    #: None or "" for a Shopify line that came without a SKU.
+    sku: str | None
+    qty: int
+
+
+class ReturnLineRequest(msgspec.Struct, frozen=True, kw_only=True):
+    sku: str
+    qty: int
+    restock: bool
+
+
+class Command(msgspec.Struct, frozen=True, kw_only=True):
+    script: ClassVar[str]
+
+    def payload(self) -> dict[str, Any]:
+        return msgspec.to_builtins(self)
+
+
+class PlaceOrder(Command, frozen=True, kw_only=True):
+    script: ClassVar[str] = "reserve"
+    order_id: str
+    channel: str
+    policy: str
+    lines: tuple[OrderLineRequest, ...]
+    #: The order's header as JSON text; stored as given and returned on reads.
+    doc: str = "{}"
+    #: "refuse" (API) or "exception" (Shopify intake keeps unknown SKUs as exceptions).
+    unknown_sku: str = "refuse"
+    #: Shopify test orders are recorded but reserve nothing.
+    test: bool = False
+
+
+class CancelOrder(Command, frozen=True, kw_only=True):
+    script: ClassVar[str] = "cancel"
+    order_id: str
+    #: None: the whole unshipped remainder.
+    lines: tuple[SkuQty, ...] | None = None
+
+
+class ShipOrder(Command, frozen=True, kw_only=True):
+    script: ClassVar[str] = "ship"
+    order_id: str
+    #: {id, method, carrier, service, tracking_number, tracking_url, packages, pallets}
+    shipment: dict[str, Any]
+    lines: tuple[SkuQty, ...]
+
+    def payload(self) -> dict[str, Any]:
+        body = msgspec.to_builtins(self)
+        body["shipment"] = msgspec.json.encode(self.shipment).decode()
+        return body
+
+
+class CountStock(Command, frozen=True, kw_only=True):
+    script: ClassVar[str] = "count"
+    sku: str
+    on_hand: int
+    reason: str = "count"
+    expected_on_hand: int | None = None
+
+    def payload(self) -> dict[str, Any]:
+        return {"mode": "count", **msgspec.to_builtins(self)}
+
+
+class AdjustStock(Command, frozen=True, kw_only=True):
+    script: ClassVar[str] = "count"
+    sku: str
+    delta: int
+    reason: str
+
+    def payload(self) -> dict[str, Any]:
+        return {"mode": "adjust", **msgspec.to_builtins(self)}
+
+
+class ReceiveStock(Command, frozen=True, kw_only=True):
+    script: ClassVar[str] = "receive"
+    receipt_id: str
+    lines: tuple[SkuQty, ...]
+    reference: str | None = None
+
+
+class ReturnUnits(Command, frozen=True, kw_only=True):
+    script: ClassVar[str] = "restock"
+    return_id: str
+    order_id: str
+    lines: tuple[ReturnLineRequest, ...]
+    reason: str | None = None
+
+
+class PutSku(Command, frozen=True, kw_only=True):
+    script: ClassVar[str] = "sku_put"
+    sku: str
+    #: Fields to merge into the SKU's details (None clears one).
+    meta: dict[str, Any] = msgspec.field(default_factory=dict)
+    dtc_reserve: int | None = None
+
+
+class FillWaiting(Command, frozen=True, kw_only=True):
+    script: ClassVar[str] = "fill"
+    sku: str

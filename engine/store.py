@@ -1,0 +1,243 @@
+"""The engine's one door to Redis: it registers the Lua scripts, runs them, and
+turns their result codes into domain errors.
+
+Nothing connects or loads at import: :meth:`Store.start` registers the scripts
+(call it from a lifespan). Every state change is one script call; reads here
+are plain hash reads of what the scripts wrote.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import msgspec
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+
+from engine import scripts
+from engine.codes import Code
+from engine.commands import Command, FillWaiting, Op
+from engine.errors import (
+    Conflict,
+    IdempotencyInFlight,
+    IdempotencyKeyReused,
+    InsufficientStock,
+    InvalidCommand,
+    NotFound,
+    NotReady,
+    Shortfall,
+)
+from engine.keys import Keys
+from engine.model import (
+    Inventory,
+    Order,
+    as_list,
+    inventory_from_snapshot,
+    order_from_snapshot,
+)
+
+#: Default for how many waiting lines one script call fills.
+DEFAULT_FILL_LIMIT = 1000
+#: Default lifetime of an idempotency record: 72 hours, in milliseconds.
+DEFAULT_IDEMPOTENCY_TTL_MS = 72 * 3600 * 1000
+#: Lifetime of an "in flight" claim on an Idempotency-Key, in milliseconds.
+IN_FLIGHT_TTL_MS = 30_000
+
+_decode = msgspec.json.Decoder()
+_encode = msgspec.json.Encoder()
+
+
+class Result(msgspec.Struct):
+    """A script's answer. ``data`` is exactly what the script returned (and what
+    a replay returns), so anything built from it is the same on a replay."""
+
+    data: dict[str, Any]
+    replayed: bool = False
+    #: Fills made by the continuation calls after a fill stopped at the limit.
+    later_fills: list[dict[str, Any]] = msgspec.field(default_factory=list)
+
+    @property
+    def order(self) -> Order | None:
+        snap = self.data.get("order")
+        return order_from_snapshot(snap) if snap else None
+
+    @property
+    def inventory(self) -> Inventory | None:
+        snap = self.data.get("inventory")
+        return inventory_from_snapshot(snap) if snap else None
+
+    @property
+    def fills(self) -> list[dict[str, Any]]:
+        return as_list(self.data.get("fills"))
+
+    @property
+    def more(self) -> list[str]:
+        return as_list(self.data.get("more"))
+
+    @property
+    def event_id(self) -> str | None:
+        return self.data.get("event")
+
+
+def raise_for(data: dict[str, Any]) -> None:
+    """Turns a refusal code into its domain error; returns for ``ok``."""
+    code = data.get("c")
+    detail = data.get("detail", "")
+    if code == Code.OK:
+        return
+    if code == Code.INSUFFICIENT_STOCK:
+        raise InsufficientStock([Shortfall(**line) for line in as_list(data.get("lines"))])
+    if code == Code.CONFLICT:
+        values = {k: v for k, v in data.items() if k not in ("c", "detail", "reason")}
+        raise Conflict(data.get("reason", "conflict"), detail, values)
+    if code == Code.NOT_FOUND:
+        raise NotFound(data.get("kind", "resource"), as_list(data.get("skus")), detail)
+    if code == Code.INVALID:
+        raise InvalidCommand(data.get("field", "command"), detail)
+    if code == Code.NOT_READY:
+        raise NotReady(detail)
+    if code == Code.IDEMPOTENCY_KEY_REUSED:
+        raise IdempotencyKeyReused(detail)
+    if code == Code.IDEMPOTENCY_IN_FLIGHT:
+        raise IdempotencyInFlight(detail)
+    raise RuntimeError(f"unknown script result code {code!r}")
+
+
+class Store:
+    """Runs the pool's scripts for one merchant."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        merchant: str = "default",
+        *,
+        fill_limit: int = DEFAULT_FILL_LIMIT,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 1000,
+    ):
+        self.redis = redis
+        self.keys = Keys(merchant)
+        self.fill_limit = fill_limit
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = wait_timeout_ms
+        self._shas: dict[str, str] = {}
+
+    async def start(self) -> None:
+        """Registers every script (SCRIPT LOAD). Call once, from a lifespan."""
+        for name in scripts.NAMES:
+            await self._register(name)
+
+    async def _register(self, name: str) -> str:
+        script = scripts.load(name)
+        sha = await self.redis.script_load(script.source)
+        self._shas[name] = sha if isinstance(sha, str) else sha.decode()
+        return self._shas[name]
+
+    async def _eval(self, name: str, argv: list[Any]) -> tuple[dict[str, Any], bool]:
+        sha = self._shas.get(name) or await self._register(name)
+        try:
+            raw = await self._evalsha(sha, argv)
+        except redis_errors.NoScriptError:
+            # Redis restarted or flushed its script cache: register again.
+            raw = await self._evalsha(await self._register(name), argv)
+        except redis_errors.ResponseError as exc:
+            if str(exc).startswith("OOM"):
+                raise NotReady("Redis is out of memory: the outbox is not draining") from exc
+            raise
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+            raise NotReady(f"Redis unreachable: {exc}") from exc
+        body, replayed = raw
+        return _decode.decode(body), bool(replayed)
+
+    async def _evalsha(self, sha: str, argv: list[Any]) -> Any:
+        if not self.wait_replicas:
+            return await self.redis.evalsha(sha, 1, self.keys.prefix, *argv)
+        # WAIT applies to the connection that wrote: send both on one pipeline.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.evalsha(sha, 1, self.keys.prefix, *argv)
+            pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
+            raw, acked = await pipe.execute()
+        if int(acked) < self.wait_replicas:
+            raise NotReady(f"only {acked} of {self.wait_replicas} replicas acknowledged")
+        return raw
+
+    async def run(self, command: Command, op: Op) -> Result:
+        """Runs one command; raises the domain error for a refusal. When a fill
+        stopped at the limit, goes on filling until nothing is left."""
+        data, replayed = await self._eval(command.script, self._argv(command, op))
+        raise_for(data)
+        result = Result(data, replayed)
+        if result.more and not replayed:
+            for later in await self.drain_fills(result.more, op):
+                result.later_fills.extend(later.fills)
+        return result
+
+    def _argv(self, command: Command, op: Op) -> list[Any]:
+        return [
+            op.op_id,
+            op.fingerprint,
+            op.idempotency_ttl_ms,
+            op.now_ms,
+            op.actor,
+            _encode.encode(command.payload()),
+            self.fill_limit,
+        ]
+
+    async def drain_fills(self, skus: list[str], op: Op) -> list[Result]:
+        """Calls fill.lua for each SKU until its waiting lines are caught up."""
+        done: list[Result] = []
+        pending = list(dict.fromkeys(skus))
+        while pending:
+            sku = pending.pop(0)
+            fill_op = Op(op_id=f"fill-{uuid.uuid4().hex}", now_ms=op.now_ms, actor=op.actor)
+            data, _ = await self._eval("fill", self._argv(FillWaiting(sku=sku), fill_op))
+            raise_for(data)
+            result = Result(data)
+            done.append(result)
+            if result.more:
+                pending.append(sku)
+        return done
+
+    # ------------------------------------------------------------ idempotency
+
+    async def claim(self, op_id: str, fingerprint: str, ttl_ms: int = IN_FLIGHT_TTL_MS) -> Result | None:
+        """Claims an Idempotency-Key before work starts. Returns the stored
+        result to replay, or None when the caller now holds the claim."""
+        data, replayed = await self._eval("idem_begin", [op_id, fingerprint, ttl_ms])
+        if replayed:
+            return Result(data, True)
+        raise_for(data)
+        return None
+
+    async def release(self, op_id: str) -> None:
+        """Drops a claim whose request ended without a stored outcome."""
+        await self.redis.delete(self.keys.in_flight(op_id))
+
+    # ------------------------------------------------------------ reads
+
+    async def is_ready(self) -> bool:
+        return bool(await self.redis.exists(self.keys.epoch))
+
+    async def inventory(self, skus: list[str]) -> list[Inventory | None]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for sku in skus:
+                pipe.hgetall(self.keys.sku(sku))
+            rows = await pipe.execute()
+        return [_inventory(sku, row) for sku, row in zip(skus, rows, strict=True)]
+
+    async def order(self, order_id: str) -> Order | None:
+        row = await self.redis.hgetall(self.keys.order(order_id))
+        if not row:
+            return None
+        snap = {k.decode(): v.decode() for k, v in row.items()}
+        snap["id"] = order_id
+        return order_from_snapshot(snap)
+
+
+def _inventory(sku: str, row: dict[bytes, bytes]) -> Inventory | None:
+    if not row:
+        return None
+    snap: dict[str, Any] = {k.decode(): v.decode() for k, v in row.items()}
+    snap["sku"] = sku
+    return inventory_from_snapshot(snap)

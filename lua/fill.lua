@@ -1,0 +1,38 @@
+-- fill.lua: go on filling a SKU's waiting lines after a call stopped at the limit.
+--
+-- A rise in available fills at most ARGV[7] waiting lines per call so that
+-- no script runs long; the SKU then carries a continuation marker (fc, and
+-- it sits in P:fillq) and new orders take nothing from it until this script
+-- has caught up. The store calls this until the reply's `more` is empty.
+--
+-- KEYS[1]  merchant prefix (see lib.lua for the derived key patterns)
+-- ARGV     common ARGV[1..7] (lib.lua); ARGV[6] command:
+--   sku     string
+--
+-- Returns (JSON, replayed flag):
+--   ok          {sku, inventory, fills = [{sku, order_id, line, units}], more, event}
+--   ok          {sku, fills = [], more = [], idle = true} when there was nothing
+--               to fill (no event)
+--   not_found   {kind = "sku"}
+--   invalid     {field, detail}
+--   not_ready
+--
+-- Writes: P:s:<sku>, P:r:<sku>, P:wd:<sku>, P:ww:<sku>, P:o:<order> (orders
+--   filled), P:outbox, P:dirty, P:fillq, P:unsynced
+--
+-- Invariant kept: waiting lines fill in acceptance order; available >= 0.
+
+local cmd, early = begin()
+if early then return early end
+
+local sku = cmd.sku
+if not is_sku(sku) then return invalid('sku', 'must be 1-64 of letters, digits and -_.') end
+local s = load_sku(sku)
+if not s then return refuse('not_found', 'no such SKU', {kind = 'sku'}) end
+
+fill(sku)
+if not s.touched then
+  redis.call('SREM', P .. ':fillq', sku)
+  return reply({c = 'ok', sku = sku, fills = {}, more = {}, idle = true})
+end
+return commit('stock.filled', {sku = sku}, {})

@@ -1,0 +1,446 @@
+-- lib.lua: the helpers every onhand stock script shares.
+--
+-- Not a script on its own: engine/scripts.py prepends this file to each
+-- script body (after the `#!lua` shebang) when it loads them, so every script
+-- is still one atomic EVALSHA. Because Redis cannot roll back, the helpers are
+-- split in two phases: everything named check_* / load_* only reads; the
+-- writes happen in commit() (and the fill/take-back helpers, which scripts call
+-- only after every check has passed).
+--
+-- Common KEYS (every script):
+--   KEYS[1]  merchant prefix, e.g. "{m:default}" (hash-tagged: every key below
+--            lives in its slot)
+-- Common ARGV (every script):
+--   ARGV[1]  operation id (string, 1-128 chars): the idempotency handle
+--   ARGV[2]  body fingerprint (string, may be empty: no body comparison)
+--   ARGV[3]  idempotency record lifetime, milliseconds (0: keep no record)
+--   ARGV[4]  now, milliseconds since the epoch (time is passed in, never read)
+--   ARGV[5]  actor (api key id, "staff:<name>", "shopify", "system")
+--   ARGV[6]  the command, a JSON object (fields per script)
+--   ARGV[7]  fill limit: the most waiting lines one call fills (integer >= 1)
+--
+-- Key patterns derived from KEYS[1] (P):
+--   P:epoch          string  present when Redis holds a complete state
+--   P:seq            integer acceptance sequence (also the order number)
+--   P:skus           zset    every SKU (score 0, ordered by name)
+--   P:s:<sku>        hash    oh rd rw bd bw ex fence v [fc] [m]
+--   P:r:<sku>        zset    lines holding reservations, "<order>#<idx>" by seq
+--   P:wd:<sku>       zset    DTC lines waiting (backordered or exception) by seq
+--   P:ww:<sku>       zset    wholesale lines waiting by seq
+--   P:o:<order>      hash    d n c p L S R v u (see load_order)
+--   P:i:<op>         hash    f r: idempotency record (expires)
+--   P:if:<op>        string  idempotency "in flight" marker (expires)
+--   P:outbox         stream  one entry per accepted operation, field e = JSON
+--   P:dirty          set     SKUs to push to sales channels
+--   P:fillq          set     SKUs whose fill stopped at the fill limit
+--   P:unsynced       zset    orders whose newest version is not yet in PostgreSQL
+--
+-- Line layout inside P:o:<order> field L (a JSON array of arrays):
+--   [sku, quantity, reserved, backordered, exception, shipped, cancelled,
+--    returned, exception_reason, pooled]
+--   invariant: quantity = reserved + backordered + exception + shipped + cancelled
+--   pooled = 1 when the line draws on the SKU's counters (0: unknown/missing
+--   SKU or a test order; its units never touch a counter and never fill).
+
+local P = KEYS[1]
+local OP_ID = ARGV[1]
+local FP = ARGV[2]
+local IDEM_TTL_MS = tonumber(ARGV[3])
+local NOW_MS = tonumber(ARGV[4])
+local ACTOR = ARGV[5]
+local CMD_JSON = ARGV[6]
+local FILL_LIMIT = tonumber(ARGV[7])
+
+-- line field indexes
+local L_SKU, L_QTY, L_RES, L_BO, L_EXC, L_SHIP, L_CANC, L_RET, L_WHY, L_POOL =
+  1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+
+--: largest quantity anywhere (API.md: 0 .. 10^9)
+local MAX_QTY = 1000000000
+--: most lines in one order (API.md)
+local MAX_LINES = 500
+
+local POLICIES = {backorder = true, ship_complete = true, cancel_remainder = true,
+                  all_or_nothing = true, accept = true}
+
+-- ---------------------------------------------------------------- replies
+
+local function reply(tbl)
+  return {cjson.encode(tbl), 0}
+end
+
+local function refuse(code, detail, extra)
+  local r = extra or {}
+  r.c = code
+  r.detail = detail
+  return reply(r)
+end
+
+local function invalid(field, detail)
+  return refuse('invalid', detail, {field = field})
+end
+
+-- ---------------------------------------------------------------- checks
+
+local function is_int(x, lo, hi)
+  return type(x) == 'number' and x == math.floor(x) and x >= lo and x <= hi
+end
+
+local function is_sku(s)
+  return type(s) == 'string' and #s >= 1 and #s <= 64
+    and string.find(s, '^[%w_%-][%w_%.%-]*$') ~= nil
+end
+
+local function is_id(s)
+  return type(s) == 'string' and #s >= 1 and #s <= 64
+    and string.find(s, '^[%w_%-]+$') ~= nil
+end
+
+local function opt_string(x, maxlen)
+  return x == nil or x == cjson.null or (type(x) == 'string' and #x <= maxlen)
+end
+
+-- Checks the common ARGV, readiness and idempotency, and decodes the command.
+-- Returns cmd, nil to go on, or nil, reply to answer at once.
+local function begin()
+  if type(OP_ID) ~= 'string' or #OP_ID < 1 or #OP_ID > 128 then
+    return nil, invalid('op_id', 'operation id must be 1-128 characters')
+  end
+  if not is_int(IDEM_TTL_MS, 0, 1e13) then
+    return nil, invalid('idempotency_ttl_ms', 'must be a non-negative integer')
+  end
+  if not is_int(NOW_MS, 0, 1e14) then
+    return nil, invalid('now_ms', 'must be a non-negative integer')
+  end
+  if not is_int(FILL_LIMIT, 1, 1e6) then
+    return nil, invalid('fill_limit', 'must be an integer >= 1')
+  end
+  if redis.call('EXISTS', P .. ':epoch') == 0 then
+    return nil, refuse('not_ready', 'state is being rebuilt')
+  end
+  if IDEM_TTL_MS > 0 then
+    local rec = redis.call('HMGET', P .. ':i:' .. OP_ID, 'f', 'r')
+    if rec[2] then
+      if FP ~= '' and rec[1] ~= FP then
+        return nil, refuse('idempotency_key_reused',
+          'this operation id was used with another body')
+      end
+      return nil, {rec[2], 1}
+    end
+  end
+  local ok, cmd = pcall(cjson.decode, CMD_JSON)
+  if not ok or type(cmd) ~= 'table' then
+    return nil, invalid('command', 'command is not a JSON object')
+  end
+  return cmd, nil
+end
+
+-- ---------------------------------------------------------------- state
+
+local SKUS = {}        -- sku -> counters table (loaded once per call)
+local SKU_ORDER = {}   -- skus in first-touch order (deterministic events)
+local ORDERS = {}      -- order id -> order table (loaded once per call)
+local ORDER_ORDER = {}
+local LEDGER = {}      -- movements: {sku, order, reason, doh, drd, drw, dbd, dbw, dex, units}
+local FILLS = {}       -- {sku, order, line index (0-based), units}
+local MORE = {}        -- skus whose fill stopped at the limit
+
+-- Loads a SKU's counters, or nil when the SKU does not exist.
+local function load_sku(sku)
+  local s = SKUS[sku]
+  if s then return s end
+  local v = redis.call('HMGET', P .. ':s:' .. sku,
+    'oh', 'rd', 'rw', 'bd', 'bw', 'ex', 'fence', 'v', 'fc', 'm')
+  if not v[1] then return nil end
+  s = {sku = sku, oh = tonumber(v[1]), rd = tonumber(v[2]), rw = tonumber(v[3]),
+       bd = tonumber(v[4]), bw = tonumber(v[5]), ex = tonumber(v[6]),
+       fence = tonumber(v[7]), v = tonumber(v[8]), fc = v[9] and true or false,
+       m = v[10] or '{}', touched = false}
+  SKUS[sku] = s
+  SKU_ORDER[#SKU_ORDER + 1] = sku
+  return s
+end
+
+local function new_sku(sku)
+  local s = {sku = sku, oh = 0, rd = 0, rw = 0, bd = 0, bw = 0, ex = 0, fence = 0,
+             v = 0, fc = false, m = '{}', touched = true, created = true}
+  SKUS[sku] = s
+  SKU_ORDER[#SKU_ORDER + 1] = sku
+  return s
+end
+
+local function available(s)
+  return s.oh - s.rd - s.rw
+end
+
+local function available_to_wholesale(s)
+  local a = available(s) - s.fence
+  if a < 0 then return 0 end
+  return a
+end
+
+-- What a new order of this channel may take now. A SKU whose fill stopped at
+-- the limit (fc) still owes units to older waiting lines, so new orders get
+-- nothing from it until the fill has caught up.
+local function cap_for(s, channel)
+  if s.fc then return 0 end
+  if channel == 'wholesale' then return available_to_wholesale(s) end
+  return available(s)
+end
+
+local function load_order(oid)
+  local o = ORDERS[oid]
+  if o then return o end
+  local h = redis.call('HGETALL', P .. ':o:' .. oid)
+  if #h == 0 then return nil end
+  o = {id = oid}
+  for i = 1, #h, 2 do o[h[i]] = h[i + 1] end
+  o.L = cjson.decode(o.L)
+  o.n = tonumber(o.n)
+  o.v = tonumber(o.v)
+  o.touched = false
+  ORDERS[oid] = o
+  ORDER_ORDER[#ORDER_ORDER + 1] = oid
+  return o
+end
+
+local function touch_order(o)
+  o.touched = true
+end
+
+local function member(oid, idx)
+  return oid .. '#' .. idx
+end
+
+local function split_member(m)
+  local i = string.find(m, '#', 1, true)
+  return string.sub(m, 1, i - 1), tonumber(string.sub(m, i + 1))
+end
+
+-- One inventory movement: deltas of on hand, reserved (dtc, wholesale),
+-- backordered (dtc, wholesale) and exception units, and the units concerned
+-- (a write-off moves no counter but still concerns units).
+local function ledger(sku, oid, reason, doh, drd, drw, dbd, dbw, dex, units)
+  if not units then
+    units = math.max(math.abs(doh), math.abs(drd + drw), math.abs(dbd + dbw + dex))
+  end
+  LEDGER[#LEDGER + 1] = {sku, oid or '', reason, doh, drd, drw, dbd, dbw, dex, units}
+end
+
+-- Moves `units` of a line's counters, keeping the SKU counters, the per-SKU
+-- zsets and the ledger in step. d = {res=, bo=, exc=, ship=, canc=} deltas.
+local function move(o, idx, d, reason)
+  local line = o.L[idx + 1]
+  local dres, dbo, dexc = d.res or 0, d.bo or 0, d.exc or 0
+  local dship, dcanc = d.ship or 0, d.canc or 0
+  local was_res, was_wait = line[L_RES] > 0, (line[L_BO] + line[L_EXC]) > 0
+  line[L_RES] = line[L_RES] + dres
+  line[L_BO] = line[L_BO] + dbo
+  line[L_EXC] = line[L_EXC] + dexc
+  line[L_SHIP] = line[L_SHIP] + dship
+  line[L_CANC] = line[L_CANC] + dcanc
+  touch_order(o)
+  if line[L_POOL] ~= 1 then return end
+  local s = load_sku(line[L_SKU])
+  local doh = -dship
+  local drd, drw, dbd, dbw = 0, 0, 0, 0
+  if o.c == 'wholesale' then drw, dbw = dres, dbo else drd, dbd = dres, dbo end
+  s.oh = s.oh + doh
+  s.rd, s.rw = s.rd + drd, s.rw + drw
+  s.bd, s.bw = s.bd + dbd, s.bw + dbw
+  s.ex = s.ex + dexc
+  s.touched = true
+  local m = member(o.id, idx)
+  local is_res, is_wait = line[L_RES] > 0, (line[L_BO] + line[L_EXC]) > 0
+  if is_res and not was_res then
+    redis.call('ZADD', P .. ':r:' .. s.sku, o.n, m)
+  elseif was_res and not is_res then
+    redis.call('ZREM', P .. ':r:' .. s.sku, m)
+  end
+  local wkey = P .. (o.c == 'wholesale' and ':ww:' or ':wd:') .. s.sku
+  if is_wait and not was_wait then
+    redis.call('ZADD', wkey, o.n, m)
+  elseif was_wait and not is_wait then
+    redis.call('ZREM', wkey, m)
+  end
+  ledger(s.sku, o.id, reason, doh, drd, drw, dbd, dbw, dexc)
+end
+
+-- ---------------------------------------------------------------- fills
+
+-- Fills the SKU's waiting lines in acceptance order (oldest first) from what
+-- is available, at most FILL_LIMIT lines per call. Wholesale lines take at
+-- most available_to_wholesale and are all passed over when it is 0 (it only
+-- falls during a fill), so DTC lines behind them still fill from the
+-- ring-fenced units. Exception units fill before backordered ones of the same
+-- line. Records FILLS; a SKU that stops at the limit with lines and units left
+-- gets the continuation marker (fc) and is listed in MORE.
+local function fill(sku)
+  local s = load_sku(sku)
+  if not s then return end
+  local wd, ww = P .. ':wd:' .. sku, P .. ':ww:' .. sku
+  local filled, stopped = 0, false
+  while available(s) > 0 do
+    local hd = redis.call('ZRANGE', wd, 0, 0, 'WITHSCORES')
+    local hw = {}
+    local atw = available_to_wholesale(s)
+    if atw > 0 then hw = redis.call('ZRANGE', ww, 0, 0, 'WITHSCORES') end
+    local head, cap
+    if hd[1] and (not hw[1] or tonumber(hd[2]) < tonumber(hw[2])) then
+      head, cap = hd[1], available(s)
+    elseif hw[1] then
+      head, cap = hw[1], atw
+    else
+      break
+    end
+    if filled >= FILL_LIMIT then
+      stopped = true
+      break
+    end
+    local oid, idx = split_member(head)
+    local o = load_order(oid)
+    local line = o.L[idx + 1]
+    local take_exc = math.min(line[L_EXC], cap)
+    local take_bo = math.min(line[L_BO], cap - take_exc)
+    move(o, idx, {res = take_exc + take_bo, exc = -take_exc, bo = -take_bo}, 'fill')
+    FILLS[#FILLS + 1] = {sku = sku, order_id = oid, line = idx, units = take_exc + take_bo}
+    filled = filled + 1
+  end
+  if stopped then
+    if not s.fc then s.fc, s.touched = true, true end
+    MORE[#MORE + 1] = sku
+  elseif s.fc then
+    s.fc, s.touched = false, true
+  end
+end
+
+local function fill_all(skus)
+  for _, sku in ipairs(skus) do fill(sku) end
+end
+
+-- Takes `units` back from the SKU's reservations, newest acceptance first
+-- (a count found fewer units than are reserved). What is taken becomes an
+-- exception on DTC orders, is cancelled on cancel_remainder orders, and is
+-- backordered otherwise. Returns the list of {order, units, became}.
+local function take_back(sku, units)
+  local taken = {}
+  local rkey = P .. ':r:' .. sku
+  while units > 0 do
+    local top = redis.call('ZRANGE', rkey, 0, 0, 'REV')
+    if not top[1] then break end
+    local oid, idx = split_member(top[1])
+    local o = load_order(oid)
+    local line = o.L[idx + 1]
+    local t = math.min(line[L_RES], units)
+    local became
+    if o.c == 'dtc' then
+      became = 'exception'
+      move(o, idx, {res = -t, exc = t}, 'take_back')
+      if line[L_WHY] == '' then line[L_WHY] = 'stock_count' end
+    elseif o.p == 'cancel_remainder' then
+      became = 'cancelled'
+      move(o, idx, {res = -t, canc = t}, 'take_back')
+    else
+      became = 'backordered'
+      move(o, idx, {res = -t, bo = t}, 'take_back')
+    end
+    taken[#taken + 1] = {order_id = oid, line = idx, sku = sku, units = t, became = became}
+    units = units - t
+  end
+  return taken
+end
+
+-- ---------------------------------------------------------------- commit
+
+local function order_snapshot(o)
+  return {id = o.id, d = o.d, n = o.n, c = o.c, p = o.p, L = o.L,
+          S = o.S, R = o.R, v = o.v, u = o.u}
+end
+
+local function sku_snapshot(s)
+  return {sku = s.sku, oh = s.oh, rd = s.rd, rw = s.rw, bd = s.bd, bw = s.bw,
+          ex = s.ex, fence = s.fence, v = s.v, m = s.m}
+end
+
+-- Writes every touched SKU and order, appends the event to the outbox, marks
+-- SKUs dirty, stores the idempotency record, and returns the reply.
+-- `result` is the script-specific reply table; `event` the event extras.
+local function commit(kind, result, event)
+  local ev_skus, ev_orders = {}, {}
+  for _, sku in ipairs(SKU_ORDER) do
+    local s = SKUS[sku]
+    if s.touched then
+      s.v = s.v + 1
+      local key = P .. ':s:' .. sku
+      redis.call('HSET', key, 'oh', s.oh, 'rd', s.rd, 'rw', s.rw, 'bd', s.bd,
+        'bw', s.bw, 'ex', s.ex, 'fence', s.fence, 'v', s.v, 'm', s.m)
+      if s.fc then
+        redis.call('HSET', key, 'fc', 1)
+        redis.call('SADD', P .. ':fillq', sku)
+      else
+        redis.call('HDEL', key, 'fc')
+        redis.call('SREM', P .. ':fillq', sku)
+      end
+      if s.created then redis.call('ZADD', P .. ':skus', 0, sku) end
+      redis.call('SADD', P .. ':dirty', sku)
+      ev_skus[#ev_skus + 1] = sku_snapshot(s)
+    end
+  end
+  for _, oid in ipairs(ORDER_ORDER) do
+    local o = ORDERS[oid]
+    if o.touched then
+      o.v = o.v + 1
+      o.u = NOW_MS
+      local key = P .. ':o:' .. oid
+      redis.call('HSET', key, 'd', o.d, 'n', o.n, 'c', o.c, 'p', o.p,
+        'L', cjson.encode(o.L), 'S', o.S, 'R', o.R, 'v', o.v, 'u', o.u)
+      redis.call('PERSIST', key)
+      redis.call('ZADD', P .. ':unsynced', o.v, oid)
+      ev_orders[#ev_orders + 1] = order_snapshot(o)
+    end
+  end
+  -- the reply carries the newest snapshot of the order or SKU it is about
+  if result.order_id and ORDERS[result.order_id] then
+    result.order = order_snapshot(ORDERS[result.order_id])
+  end
+  if result.sku and SKUS[result.sku] then
+    result.inventory = sku_snapshot(SKUS[result.sku])
+  end
+  event = event or {}
+  event.t = kind
+  event.op = OP_ID
+  event.at = NOW_MS
+  event.actor = ACTOR
+  event.skus = ev_skus
+  event.orders = ev_orders
+  event.ledger = LEDGER
+  local eid = redis.call('XADD', P .. ':outbox', '*', 'e', cjson.encode(event))
+  result.c = 'ok'
+  result.event = eid
+  result.fills = FILLS
+  result.more = MORE
+  local out = cjson.encode(result)
+  if IDEM_TTL_MS > 0 then
+    local ikey = P .. ':i:' .. OP_ID
+    redis.call('HSET', ikey, 'f', FP, 'r', out)
+    redis.call('PEXPIRE', ikey, IDEM_TTL_MS)
+    redis.call('DEL', P .. ':if:' .. OP_ID)
+  end
+  return {out, 0}
+end
+
+-- Stores a refusal that is an outcome (stock or state), so a retry with the
+-- same operation id answers the same. Writes nothing else.
+local function refuse_outcome(code, detail, extra)
+  local r = extra or {}
+  r.c = code
+  r.detail = detail
+  local out = cjson.encode(r)
+  if IDEM_TTL_MS > 0 then
+    local ikey = P .. ':i:' .. OP_ID
+    redis.call('HSET', ikey, 'f', FP, 'r', out)
+    redis.call('PEXPIRE', ikey, IDEM_TTL_MS)
+    redis.call('DEL', P .. ':if:' .. OP_ID)
+  end
+  return {out, 0}
+end

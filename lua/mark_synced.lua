@@ -1,0 +1,42 @@
+-- mark_synced.lua: note that PostgreSQL now holds these order versions.
+--
+-- Called by the outbox worker after its transaction committed. An order
+-- leaves P:unsynced once PostgreSQL has its newest version (reads then need
+-- Redis only for what is still unsynced). A closed order (nothing reserved,
+-- backordered or in exception) whose newest version is in PostgreSQL expires
+-- from Redis after the retention; any script that changes it again removes the
+-- expiry (PERSIST), so an order never leaves Redis before PostgreSQL has it.
+--
+-- KEYS[1]  merchant prefix
+-- ARGV[1]  retention of closed orders, milliseconds (integer >= 1)
+-- ARGV[2k], ARGV[2k+1]  order id, version now in PostgreSQL (k = 1..n)
+--
+-- Returns: integer, the orders taken off P:unsynced
+--
+-- Writes: P:unsynced, P:o:<order> (expiry only)
+--
+-- Invariant kept: an order is in P:unsynced or expiring only when
+-- PostgreSQL has its newest version.
+
+local P = KEYS[1]
+local retention = tonumber(ARGV[1])
+local L_RES, L_BO, L_EXC = 3, 4, 5
+local removed = 0
+for i = 2, #ARGV - 1, 2 do
+  local oid, v = ARGV[i], tonumber(ARGV[i + 1])
+  local current = redis.call('ZSCORE', P .. ':unsynced', oid)
+  if current and tonumber(current) <= v then
+    redis.call('ZREM', P .. ':unsynced', oid)
+    removed = removed + 1
+  end
+  local key = P .. ':o:' .. oid
+  local h = redis.call('HMGET', key, 'v', 'L')
+  if h[1] and tonumber(h[1]) == v then
+    local open = 0
+    for _, line in ipairs(cjson.decode(h[2])) do
+      open = open + line[L_RES] + line[L_BO] + line[L_EXC]
+    end
+    if open == 0 then redis.call('PEXPIRE', key, retention) end
+  end
+end
+return removed

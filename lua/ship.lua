@@ -1,0 +1,106 @@
+-- ship.lua: record one shipment of an order; it consumes reserved units.
+--
+-- On hand and reserved both drop by the shipped units (available does not
+-- move). Each shipment is appended to the order with its own id and tracking,
+-- so partial shipments stay separately tracked. A ship_complete order ships
+-- nothing until no line has backordered or exception units left.
+--
+-- KEYS[1]  merchant prefix (see lib.lua for the derived key patterns)
+-- ARGV     common ARGV[1..7] (lib.lua); ARGV[6] command:
+--   order_id  string
+--   shipment  JSON object as a string: {id, method, carrier, service,
+--             tracking_number, tracking_url, packages, pallets}; id 1-64 chars
+--   lines     array of 1-500 {sku, qty}; spread over the order's lines of
+--             that SKU in line order
+--
+-- Returns (JSON, replayed flag):
+--   ok          {order_id, order, shipment, event, fills = [], more = []}
+--   conflict    {reason = "ship_exceeds_reserved" (sku, requested, reserved)
+--               | "not_complete" | "not_on_order" (sku)}        (stored)
+--   not_found   {kind = "order"}
+--   invalid     {field, detail}
+--   not_ready, idempotency_key_reused
+--
+-- Writes: P:o:<order>, P:s:<sku>, P:r:<sku>, P:outbox, P:dirty, P:unsynced,
+--   P:i:<op>, P:if:<op>
+--
+-- Invariant kept: only reserved units ship; on_hand - reserved is unchanged.
+
+local cmd, early = begin()
+if early then return early end
+
+local oid = cmd.order_id
+if not is_id(oid) then return invalid('order_id', 'must be 1-64 of [A-Za-z0-9_-]') end
+if type(cmd.shipment) ~= 'string' then return invalid('shipment', 'must be a JSON string') end
+local okd, shipment = pcall(cjson.decode, cmd.shipment)
+if not okd or type(shipment) ~= 'table' or not is_id(shipment.id) then
+  return invalid('shipment', 'must be a JSON object with an id')
+end
+if type(cmd.lines) ~= 'table' or #cmd.lines < 1 or #cmd.lines > MAX_LINES then
+  return invalid('lines', 'a shipment has 1 to 500 lines')
+end
+local asked, order_of = {}, {}
+for i, l in ipairs(cmd.lines) do
+  local field = 'lines[' .. (i - 1) .. ']'
+  if type(l) ~= 'table' or type(l.sku) ~= 'string' or #l.sku > 255 then
+    return invalid(field .. '.sku', 'must be a string')
+  end
+  if not is_int(l.qty, 1, MAX_QTY) then
+    return invalid(field .. '.quantity', 'must be an integer from 1 to 1000000000')
+  end
+  if not asked[l.sku] then order_of[#order_of + 1] = l.sku end
+  asked[l.sku] = (asked[l.sku] or 0) + l.qty
+end
+
+local o = load_order(oid)
+if not o then return refuse('not_found', 'no such order', {kind = 'order'}) end
+
+-- ---- check (reads only)
+if o.p == 'ship_complete' then
+  for _, line in ipairs(o.L) do
+    if line[L_BO] + line[L_EXC] > 0 then
+      return refuse_outcome('conflict', 'a ship_complete order ships only when every line is reserved',
+        {reason = 'not_complete'})
+    end
+  end
+end
+for _, sku in ipairs(order_of) do
+  local reserved, found = 0, false
+  for _, line in ipairs(o.L) do
+    if line[L_SKU] == sku then
+      found = true
+      reserved = reserved + line[L_RES]
+    end
+  end
+  if not found then
+    return refuse_outcome('conflict', 'the order has no line with this SKU',
+      {reason = 'not_on_order', sku = sku})
+  end
+  if asked[sku] > reserved then
+    return refuse_outcome('conflict', 'cannot ship more than is reserved',
+      {reason = 'ship_exceeds_reserved', sku = sku, requested = asked[sku], reserved = reserved})
+  end
+end
+
+-- ---- write
+local shipped = {}
+for _, sku in ipairs(order_of) do
+  local left = asked[sku]
+  for i, line in ipairs(o.L) do
+    if left == 0 then break end
+    if line[L_SKU] == sku and line[L_RES] > 0 then
+      local t = math.min(line[L_RES], left)
+      move(o, i - 1, {res = -t, ship = t}, 'ship')
+      shipped[#shipped + 1] = {sku = sku, line = i - 1, quantity = t}
+      left = left - t
+    end
+  end
+end
+shipment.lines = shipped
+shipment.order_id = oid
+shipment.shipped_at_ms = NOW_MS
+local entry = cjson.encode(shipment)
+if o.S == '[]' then o.S = '[' .. entry .. ']'
+else o.S = string.sub(o.S, 1, -2) .. ',' .. entry .. ']' end
+
+return commit('order.shipped', {order_id = oid, shipment = shipment}, {shipment = shipment})

@@ -1,0 +1,2 @@
+"""onhand: the command line, settings and the embedded servers that tie the
+engine, API, persistence and workers into one service."""

@@ -1,0 +1,124 @@
+"""All settings, read once from the environment into one typed object.
+
+Each field states its unit and default. Nothing reads the environment at
+import time: call :func:`Settings.from_env`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Mapping
+
+import msgspec
+
+
+def default_data_dir(env: Mapping[str, str]) -> Path:
+    """$XDG_DATA_HOME/onhand, or /var/lib/onhand when run as root."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/onhand")
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "onhand"
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def parse_bytes(text: str) -> int:
+    """'1073741824', '512mb', '1gb', '256MiB' -> bytes (powers of 1024)."""
+    m = _SIZE.match(text)
+    if not m:
+        raise ValueError(f"not a size: {text!r}")
+    unit = (m.group(2) or "").lower()[:1]
+    return int(m.group(1)) * _UNITS[unit]
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    #: Redis/Valkey URL (redis://, rediss://, unix://). None: start an embedded Valkey.
+    redis_url: str | None = None
+    #: PostgreSQL URL (postgresql://...). None: start an embedded PostgreSQL.
+    database_url: str | None = None
+    #: Where embedded servers keep their data, and where `serve` records their addresses.
+    data_dir: Path = Path("/var/lib/onhand")
+    #: Accept a Redis without AOF `appendfsync always` (throwaway instances only).
+    allow_unsafe_redis: bool = False
+    #: maxmemory of the embedded Valkey, bytes (default 1 GiB); the outbox's budget is half.
+    redis_maxmemory_bytes: int = 1024**3
+    #: Replicas that must acknowledge each write before it is answered (0: none).
+    redis_wait_replicas: int = 0
+    #: If set at start, an admin API key with this value exists.
+    admin_key: str | None = None
+    #: Bearer token accepted on /metrics (besides the admin key).
+    metrics_token: str | None = None
+    #: Requests per second per wholesale key (0: no limit).
+    rate_limit_wholesale: float = 50.0
+    #: Requests per second per admin or operator key (0: no limit).
+    rate_limit_staff: float = 0.0
+    #: Merchant id (one per deployment in v1; it prefixes every Redis key).
+    merchant: str = "default"
+    #: How long idempotency records are kept, seconds (default 72 h).
+    idempotency_ttl_s: int = 72 * 3600
+    #: How long closed orders stay in Redis after PostgreSQL has them, seconds.
+    closed_order_retention_s: int = 24 * 3600
+    #: Most waiting lines one script call fills before handing over to the next.
+    fill_limit: int = 1000
+    shopify_shop: str | None = None
+    shopify_access_token: str | None = None
+    shopify_api_secret: str | None = None
+    shopify_api_secret_previous: str | None = None
+    shopify_api_version: str = "2026-04"
+    #: Base URL of the Shopify Admin API (tests point it at the emulator).
+    shopify_api_url: str | None = None
+    shopify_location_id: str | None = None
+
+    @property
+    def outbox_budget_bytes(self) -> int:
+        return self.redis_maxmemory_bytes // 2
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = env.get(name)
+            return value if value not in (None, "") else None
+
+        kwargs: dict = {
+            "redis_url": get("ONHAND_REDIS_URL"),
+            "database_url": get("ONHAND_DATABASE_URL"),
+            "data_dir": Path(get("ONHAND_DATA_DIR") or default_data_dir(env)),
+            "allow_unsafe_redis": _flag(get("ONHAND_ALLOW_UNSAFE_REDIS")),
+            "admin_key": get("ONHAND_ADMIN_KEY"),
+            "metrics_token": get("ONHAND_METRICS_TOKEN"),
+            "shopify_shop": get("ONHAND_SHOPIFY_SHOP"),
+            "shopify_access_token": get("ONHAND_SHOPIFY_ACCESS_TOKEN"),
+            "shopify_api_secret": get("ONHAND_SHOPIFY_API_SECRET"),
+            "shopify_api_secret_previous": get("ONHAND_SHOPIFY_API_SECRET_PREVIOUS"),
+            "shopify_api_url": get("ONHAND_SHOPIFY_API_URL"),
+            "shopify_location_id": get("ONHAND_SHOPIFY_LOCATION_ID"),
+        }
+        if (v := get("ONHAND_REDIS_MAXMEMORY")) is not None:
+            kwargs["redis_maxmemory_bytes"] = parse_bytes(v)
+        if (v := get("ONHAND_REDIS_WAIT_REPLICAS")) is not None:
+            kwargs["redis_wait_replicas"] = int(v)
+        if (v := get("ONHAND_RATE_LIMIT_WHOLESALE")) is not None:
+            kwargs["rate_limit_wholesale"] = float(v)
+        if (v := get("ONHAND_RATE_LIMIT_STAFF")) is not None:
+            kwargs["rate_limit_staff"] = float(v)
+        if (v := get("ONHAND_MERCHANT")) is not None:
+            kwargs["merchant"] = v
+        if (v := get("ONHAND_IDEMPOTENCY_TTL")) is not None:
+            kwargs["idempotency_ttl_s"] = int(v)
+        if (v := get("ONHAND_CLOSED_ORDER_RETENTION")) is not None:
+            kwargs["closed_order_retention_s"] = int(v)
+        if (v := get("ONHAND_FILL_LIMIT")) is not None:
+            kwargs["fill_limit"] = int(v)
+        if (v := get("ONHAND_SHOPIFY_API_VERSION")) is not None:
+            kwargs["shopify_api_version"] = v
+        return cls(**kwargs)
