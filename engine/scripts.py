@@ -59,11 +59,37 @@ def body(name: str) -> str:
     return _read(name)
 
 
-_RETURN_CODE = re.compile(r"^--\s{2,}([a-z_]+)\b", re.MULTILINE)
+_WORD = re.compile(r"^[a-z_]+$")
+_ENTRY = re.compile(r"^-- {3}\S")
+#: Scripts that answer a plain value instead of a coded JSON reply.
+CODELESS = frozenset({"mark_synced"})
 
 
 def header_codes(name: str) -> set[str]:
-    """Result codes named in the script's ``Returns`` header section."""
-    text = body(name)
-    section = text.split("-- Returns", 1)[1].split("-- Writes", 1)[0]
-    return set(_RETURN_CODE.findall(section))
+    """Result codes named in the script's ``Returns`` header section: the
+    leading words of each entry (``ok``, ``conflict``, ``not_ready, invalid``)."""
+    section = body(name).split("-- Returns", 1)[1].split("-- Writes", 1)[0]
+    codes: set[str] = set()
+    for raw in section.splitlines()[1:]:
+        if not _ENTRY.match(raw):
+            continue  # continuation lines are indented further
+        text = raw.lstrip("-").strip()
+        if text[0] in "|{<(":
+            continue
+        head = re.split(r"[{(]|\s{2,}", text, maxsplit=1)[0]
+        codes.update(w.strip() for w in head.split(",") if _WORD.match(w.strip()))
+    return codes
+
+
+_USED = re.compile(r"(?:refuse(?:_outcome)?\(|c = )'([a-z_]+)'")
+
+
+def used_codes(name: str) -> set[str]:
+    """Codes the script's own body can answer (lib.lua's begin() adds
+    not_ready, invalid and idempotency_key_reused to every stock script)."""
+    found = set(_USED.findall(body(name)))
+    if name not in STANDALONE:
+        found |= {"not_ready", "invalid", "idempotency_key_reused"}
+        if "commit(" in body(name):
+            found.add("ok")
+    return found

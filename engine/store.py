@@ -54,6 +54,8 @@ class Result(msgspec.Struct):
 
     data: dict[str, Any]
     replayed: bool = False
+    #: The outbox entry the call appended ("" for a replay or a refusal).
+    event_id: str = ""
     #: Fills made by the continuation calls after a fill stopped at the limit.
     later_fills: list[dict[str, Any]] = msgspec.field(default_factory=list)
 
@@ -74,10 +76,6 @@ class Result(msgspec.Struct):
     @property
     def more(self) -> list[str]:
         return as_list(self.data.get("more"))
-
-    @property
-    def event_id(self) -> str | None:
-        return self.data.get("event")
 
 
 def raise_for(data: dict[str, Any]) -> None:
@@ -134,7 +132,7 @@ class Store:
         self._shas[name] = sha if isinstance(sha, str) else sha.decode()
         return self._shas[name]
 
-    async def _eval(self, name: str, argv: list[Any]) -> tuple[dict[str, Any], bool]:
+    async def _eval(self, name: str, argv: list[Any]) -> tuple[dict[str, Any], bool, str]:
         sha = self._shas.get(name) or await self._register(name)
         try:
             raw = await self._evalsha(sha, argv)
@@ -147,8 +145,10 @@ class Store:
             raise
         except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
             raise NotReady(f"Redis unreachable: {exc}") from exc
-        body, replayed = raw
-        return _decode.decode(body), bool(replayed)
+        body, replayed, event_id = raw
+        if isinstance(event_id, bytes):
+            event_id = event_id.decode()
+        return _decode.decode(body), bool(replayed), event_id
 
     async def _evalsha(self, sha: str, argv: list[Any]) -> Any:
         if not self.wait_replicas:
@@ -165,9 +165,9 @@ class Store:
     async def run(self, command: Command, op: Op) -> Result:
         """Runs one command; raises the domain error for a refusal. When a fill
         stopped at the limit, goes on filling until nothing is left."""
-        data, replayed = await self._eval(command.script, self._argv(command, op))
+        data, replayed, event_id = await self._eval(command.script, self._argv(command, op))
         raise_for(data)
-        result = Result(data, replayed)
+        result = Result(data, replayed, event_id)
         if result.more and not replayed:
             for later in await self.drain_fills(result.more, op):
                 result.later_fills.extend(later.fills)
@@ -191,9 +191,9 @@ class Store:
         while pending:
             sku = pending.pop(0)
             fill_op = Op(op_id=f"fill-{uuid.uuid4().hex}", now_ms=op.now_ms, actor=op.actor)
-            data, _ = await self._eval("fill", self._argv(FillWaiting(sku=sku), fill_op))
+            data, _, event_id = await self._eval("fill", self._argv(FillWaiting(sku=sku), fill_op))
             raise_for(data)
-            result = Result(data)
+            result = Result(data, False, event_id)
             done.append(result)
             if result.more:
                 pending.append(sku)
@@ -204,7 +204,7 @@ class Store:
     async def claim(self, op_id: str, fingerprint: str, ttl_ms: int = IN_FLIGHT_TTL_MS) -> Result | None:
         """Claims an Idempotency-Key before work starts. Returns the stored
         result to replay, or None when the caller now holds the claim."""
-        data, replayed = await self._eval("idem_begin", [op_id, fingerprint, ttl_ms])
+        data, replayed, _ = await self._eval("idem_begin", [op_id, fingerprint, ttl_ms])
         if replayed:
             return Result(data, True)
         raise_for(data)

@@ -12,7 +12,7 @@
 --             ("" addresses lines that came without a SKU).
 --
 -- Returns (JSON, replayed flag):
---   ok          {order_id, order, cancelled = [{sku, line, units}], fills, more, event}
+--   ok          {order_id, order, cancelled = [{sku, line, units}], fills, more}
 --   conflict    {reason = "cancel_exceeds_open" (with sku, requested, open)
 --               | "nothing_to_cancel" | "not_on_order" (with sku)}   (stored)
 --   not_found   {kind = "order"}

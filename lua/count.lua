@@ -18,7 +18,7 @@
 --
 -- Returns (JSON, replayed flag):
 --   ok          {sku, inventory, before, after, taken_back = [{order_id, line,
---               sku, units, became}], fills, more, event}
+--               sku, units, became}], fills, more}
 --   conflict    {reason = "count_stale" (expected, on_hand)
 --               | "negative_on_hand" (on_hand, delta)}              (stored)
 --   not_found   {kind = "sku"}

@@ -10,12 +10,12 @@
 --   sku     string
 --
 -- Returns (JSON, replayed flag):
---   ok          {sku, inventory, fills = [{sku, order_id, line, units}], more, event}
+--   ok          {sku, inventory, fills = [{sku, order_id, line, units}], more}
 --   ok          {sku, fills = [], more = [], idle = true} when there was nothing
 --               to fill (no event)
 --   not_found   {kind = "sku"}
 --   invalid     {field, detail}
---   not_ready
+--   not_ready, idempotency_key_reused
 --
 -- Writes: P:s:<sku>, P:r:<sku>, P:wd:<sku>, P:ww:<sku>, P:o:<order> (orders
 --   filled), P:outbox, P:dirty, P:fillq, P:unsynced

@@ -26,21 +26,21 @@
 local P = KEYS[1]
 local op, fp, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 if type(op) ~= 'string' or #op < 1 or #op > 128 or not ttl or ttl < 1 then
-  return {cjson.encode({c = 'invalid', field = 'op_id', detail = 'bad claim arguments'}), 0}
+  return {cjson.encode({c = 'invalid', field = 'op_id', detail = 'bad claim arguments'}), 0, ''}
 end
 if redis.call('EXISTS', P .. ':epoch') == 0 then
-  return {cjson.encode({c = 'not_ready', detail = 'state is being rebuilt'}), 0}
+  return {cjson.encode({c = 'not_ready', detail = 'state is being rebuilt'}), 0, ''}
 end
 local rec = redis.call('HMGET', P .. ':i:' .. op, 'f', 'r')
 if rec[2] then
   if rec[1] ~= fp then
     return {cjson.encode({c = 'idempotency_key_reused',
-      detail = 'this Idempotency-Key was used with another body'}), 0}
+      detail = 'this Idempotency-Key was used with another body'}), 0, ''}
   end
-  return {rec[2], 1}
+  return {rec[2], 1, ''}
 end
 if not redis.call('SET', P .. ':if:' .. op, fp, 'NX', 'PX', ttl) then
   return {cjson.encode({c = 'idempotency_in_flight',
-    detail = 'a request with this Idempotency-Key is still being processed'}), 0}
+    detail = 'a request with this Idempotency-Key is still being processed'}), 0, ''}
 end
-return {cjson.encode({c = 'ok'}), 0}
+return {cjson.encode({c = 'ok'}), 0, ''}

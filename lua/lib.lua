@@ -65,8 +65,9 @@ local POLICIES = {backorder = true, ship_complete = true, cancel_remainder = tru
 
 -- ---------------------------------------------------------------- replies
 
+-- Every script answers {JSON, replayed (0/1), outbox entry id or ""}.
 local function reply(tbl)
-  return {cjson.encode(tbl), 0}
+  return {cjson.encode(tbl), 0, ''}
 end
 
 local function refuse(code, detail, extra)
@@ -125,7 +126,7 @@ local function begin()
         return nil, refuse('idempotency_key_reused',
           'this operation id was used with another body')
       end
-      return nil, {rec[2], 1}
+      return nil, {rec[2], 1, ''}
     end
   end
   local ok, cmd = pcall(cjson.decode, CMD_JSON)
@@ -406,6 +407,10 @@ local function commit(kind, result, event)
   if result.sku and SKUS[result.sku] then
     result.inventory = sku_snapshot(SKUS[result.sku])
   end
+  result.c = 'ok'
+  result.fills = FILLS
+  result.more = MORE
+  local out = cjson.encode(result)
   event = event or {}
   event.t = kind
   event.op = OP_ID
@@ -414,19 +419,16 @@ local function commit(kind, result, event)
   event.skus = ev_skus
   event.orders = ev_orders
   event.ledger = LEDGER
-  local eid = redis.call('XADD', P .. ':outbox', '*', 'e', cjson.encode(event))
-  result.c = 'ok'
-  result.event = eid
-  result.fills = FILLS
-  result.more = MORE
-  local out = cjson.encode(result)
   if IDEM_TTL_MS > 0 then
+    -- PostgreSQL keeps the record too, so a rebuilt Redis still replays it
+    event.idem = {f = FP, r = out, exp = NOW_MS + IDEM_TTL_MS}
     local ikey = P .. ':i:' .. OP_ID
     redis.call('HSET', ikey, 'f', FP, 'r', out)
     redis.call('PEXPIRE', ikey, IDEM_TTL_MS)
     redis.call('DEL', P .. ':if:' .. OP_ID)
   end
-  return {out, 0}
+  local eid = redis.call('XADD', P .. ':outbox', '*', 'e', cjson.encode(event))
+  return {out, 0, eid}
 end
 
 -- Stores a refusal that is an outcome (stock or state), so a retry with the
@@ -442,5 +444,5 @@ local function refuse_outcome(code, detail, extra)
     redis.call('PEXPIRE', ikey, IDEM_TTL_MS)
     redis.call('DEL', P .. ':if:' .. OP_ID)
   end
-  return {out, 0}
+  return {out, 0, ''}
 end

@@ -13,7 +13,7 @@
 --
 -- Returns (JSON, replayed flag):
 --   ok          {receipt = {id, reference, lines}, fills = [{sku, order_id,
---               line, units}], more, event}
+--               line, units}], more}
 --   conflict    {reason = "reference_used", receipt_id}             (stored)
 --   not_found   {kind = "sku", skus = [...]}
 --   invalid     {field, detail}

@@ -22,7 +22,7 @@
 --   test         boolean: record the order, reserve nothing (units cancelled)
 --
 -- Returns (JSON, replayed flag):
---   ok                    {order_id, order = snapshot, event, fills = [], more = []}
+--   ok                    {order_id, order = snapshot, fills = [], more = []}
 --   insufficient_stock    {lines = [{sku, requested, available}]}  (stored)
 --   not_found             {kind = "sku", skus = [...]}
 --   conflict              {reason = "order_exists"}

@@ -13,7 +13,7 @@
 --   lines      array of 1-500 {sku, qty, restock (boolean)}
 --
 -- Returns (JSON, replayed flag):
---   ok          {order_id, order, return = {id, reason, lines}, fills, more, event}
+--   ok          {order_id, order, return = {id, reason, lines}, fills, more}
 --   conflict    {reason = "return_exceeds_shipped" (sku, requested, returnable)
 --               | "not_on_order" (sku)}                             (stored)
 --   not_found   {kind = "order"}

@@ -14,7 +14,7 @@
 --             that SKU in line order
 --
 -- Returns (JSON, replayed flag):
---   ok          {order_id, order, shipment, event, fills = [], more = []}
+--   ok          {order_id, order, shipment, fills = [], more = []}
 --   conflict    {reason = "ship_exceeds_reserved" (sku, requested, reserved)
 --               | "not_complete" | "not_on_order" (sku)}        (stored)
 --   not_found   {kind = "order"}

@@ -14,7 +14,7 @@
 --   dtc_reserve  optional integer 0..10^9
 --
 -- Returns (JSON, replayed flag):
---   ok          {sku, inventory, created (boolean), fills, more, event}
+--   ok          {sku, inventory, created (boolean), fills, more}
 --   invalid     {field, detail}
 --   not_ready, idempotency_key_reused
 --
