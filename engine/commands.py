@@ -129,3 +129,12 @@ class PutSku(Command, frozen=True, kw_only=True):
 class FillWaiting(Command, frozen=True, kw_only=True):
     script: ClassVar[str] = "fill"
     sku: str
+
+
+class PutRecord(Command, frozen=True, kw_only=True):
+    """Writes a record the order path reads (customer, API key); doc None removes it."""
+
+    script: ClassVar[str] = "doc_put"
+    kind: str
+    id: str
+    doc: str | None

@@ -16,7 +16,7 @@ from functools import cache
 from importlib import resources
 
 #: Scripts that do not use lib.lua's common ARGV.
-STANDALONE = frozenset({"idem_begin", "mark_synced"})
+STANDALONE = frozenset({"idem_begin", "mark_synced", "order_load"})
 #: Every script the store registers.
 NAMES = (
     "reserve",
@@ -27,8 +27,10 @@ NAMES = (
     "restock",
     "sku_put",
     "fill",
+    "doc_put",
     "idem_begin",
     "mark_synced",
+    "order_load",
 )
 
 

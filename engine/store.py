@@ -214,10 +214,34 @@ class Store:
         """Drops a claim whose request ended without a stored outcome."""
         await self.redis.delete(self.keys.in_flight(op_id))
 
+    async def load_closed_order(self, order: Order, keep_ms: int) -> bool:
+        """Brings a closed order read from PostgreSQL back into Redis (for a
+        return on an old order). Returns False when Redis already had it."""
+        snap = {
+            "id": order.id, "d": _encode.encode(order.header).decode(), "n": order.number,
+            "c": order.channel.value, "p": order.policy.value,
+            "L": [[l.sku or "", l.quantity, l.reserved, l.backordered, l.exception, l.shipped,
+                   l.cancelled, l.returned, l.exception_reason or "", 1 if l.pooled else 0]
+                  for l in order.lines],
+            "S": _encode.encode(order.shipments).decode(), "R": _encode.encode(order.returns).decode(),
+            "v": order.version, "u": order.updated_at_ms,
+        }
+        data, _, _ = await self._eval("order_load", [_encode.encode(snap), keep_ms])
+        raise_for(data)
+        return bool(data.get("loaded"))
+
     # ------------------------------------------------------------ reads
 
     async def is_ready(self) -> bool:
         return bool(await self.redis.exists(self.keys.epoch))
+
+    async def scripts_loaded(self) -> bool:
+        """True when Redis still has every script (a restart empties its cache;
+        the next call would load them again anyway)."""
+        shas = list(self._shas.values())
+        if len(shas) < len(scripts.NAMES):
+            return False
+        return all(await self.redis.script_exists(*shas))
 
     async def inventory(self, skus: list[str]) -> list[Inventory | None]:
         async with self.redis.pipeline(transaction=False) as pipe:

@@ -22,7 +22,7 @@
 -- Key patterns derived from KEYS[1] (P):
 --   P:epoch          string  present when Redis holds a complete state
 --   P:seq            integer acceptance sequence (also the order number)
---   P:skus           zset    every SKU (score 0, ordered by name)
+--   P:skus           zset    every SKU, scored by when it was created (ms)
 --   P:s:<sku>        hash    oh rd rw bd bw ex fence v [fc] [m]
 --   P:r:<sku>        zset    lines holding reservations, "<order>#<idx>" by seq
 --   P:wd:<sku>       zset    DTC lines waiting (backordered or exception) by seq
@@ -382,7 +382,7 @@ local function commit(kind, result, event)
         redis.call('HDEL', key, 'fc')
         redis.call('SREM', P .. ':fillq', sku)
       end
-      if s.created then redis.call('ZADD', P .. ':skus', 0, sku) end
+      if s.created then redis.call('ZADD', P .. ':skus', NOW_MS, sku) end
       redis.call('SADD', P .. ':dirty', sku)
       ev_skus[#ev_skus + 1] = sku_snapshot(s)
     end

@@ -62,6 +62,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     rate_limit_staff: float = 0.0
     #: Merchant id (one per deployment in v1; it prefixes every Redis key).
     merchant: str = "default"
+    #: The merchant's name, printed on packing slips.
+    merchant_name: str = "onhand merchant"
     #: How long idempotency records are kept, seconds (default 72 h).
     idempotency_ttl_s: int = 72 * 3600
     #: How long closed orders stay in Redis after PostgreSQL has them, seconds.
@@ -113,6 +115,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             kwargs["rate_limit_staff"] = float(v)
         if (v := get("ONHAND_MERCHANT")) is not None:
             kwargs["merchant"] = v
+        if (v := get("ONHAND_MERCHANT_NAME")) is not None:
+            kwargs["merchant_name"] = v
         if (v := get("ONHAND_IDEMPOTENCY_TTL")) is not None:
             kwargs["idempotency_ttl_s"] = int(v)
         if (v := get("ONHAND_CLOSED_ORDER_RETENTION")) is not None:

@@ -49,3 +49,68 @@ async def ready_store(redis_url: str, **kwargs) -> Store:
 def runner() -> Iterator[asyncio.Runner]:
     with asyncio.Runner() as r:
         yield r
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from onhand.embedded import start_postgres  # noqa: E402
+from persistence.db import migrate, sqlalchemy_url  # noqa: E402
+from tests.servers import env_database_url  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """A PostgreSQL server URL (its own database is used only to create others)."""
+    url = env_database_url()
+    if url:
+        yield sqlalchemy_url(url)
+        return
+    path = own_dir("postgres")
+    server = start_postgres(path, fsync=False)
+    try:
+        yield server.url
+    finally:
+        server.stop()
+        remove_dir(path)
+
+
+def _admin(url: str):
+    return create_engine(url, isolation_level="AUTOCOMMIT")
+
+
+def database_url_for(server_url: str, name: str) -> str:
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_server_url: str) -> Iterator[str]:
+    """A database migrated once; each test copies it (CREATE DATABASE ... TEMPLATE)."""
+    name = "onhand_tpl_" + new_merchant()
+    admin = _admin(pg_server_url)
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    migrate(database_url_for(pg_server_url, name))
+    try:
+        yield name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def database_url(pg_server_url: str, pg_template: str) -> Iterator[str]:
+    """A fresh, migrated database for one test."""
+    name = "onhand_t_" + new_merchant()
+    admin = _admin(pg_server_url)
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"'))
+    try:
+        yield database_url_for(pg_server_url, name)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -1,0 +1,95 @@
+"""The Litestar application factory. Connections, scripts and everything the
+handlers use are created in the lifespan, never at import."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.datastructures import State
+from litestar.middleware import ASGIMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import metrics
+from api.customers import CustomerController
+from api.inventory import InventoryController
+from api.keys import ApiKeyController
+from api.middleware import AuthMiddleware
+from api.orders import OrderController
+from api.problems import exception_handlers
+from api.returns import ReturnController
+from api.service import ServiceController
+from api.services import Services
+from onhand.settings import Settings
+
+#: Largest request body, bytes (API.md: 1 MiB; webhooks have their own 2 MiB).
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def _services(state: State) -> Services:
+    return state.services
+
+
+class MetricsMiddleware(ASGIMiddleware):
+    scopes = ("http",)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        start = time.perf_counter()
+        status = {"code": 500}
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await next_app(scope, receive, capture)
+        finally:
+            handler = scope.get("route_handler")
+            route = sorted(handler.paths)[0] if handler is not None else "unmatched"
+            m = metrics.process_metrics()
+            m.requests.labels(scope["method"], route, str(status["code"])).inc()
+            m.latency.labels(scope["method"], route).observe(time.perf_counter() - start)
+
+
+def create_app(settings: Settings | None = None, *, extra_controllers: list | None = None) -> Litestar:
+    """Builds the app; ``settings`` default to the environment's (read when the
+    app starts, so the factory itself reads nothing)."""
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        app.state.services = await Services.open(settings or Settings.from_env())
+        try:
+            yield
+        finally:
+            await app.state.services.close()
+
+    controllers = [ServiceController, InventoryController, CustomerController, OrderController,
+                   ReturnController, ApiKeyController, *(extra_controllers or [])]
+    return Litestar(
+        route_handlers=controllers,
+        lifespan=[lifespan],
+        dependencies={"services": Provide(_services, sync_to_thread=False)},
+        middleware=[MetricsMiddleware(), AuthMiddleware()],
+        exception_handlers=exception_handlers(),
+        request_max_body_size=MAX_BODY_BYTES,
+        openapi_config=OpenAPIConfig(
+            title="onhand",
+            version="1.0.0",
+            description="One inventory pool for DTC (Shopify) and wholesale orders. "
+                        "Errors are RFC 9457 problem details (application/problem+json).",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin()],
+        ),
+        debug=False,
+    )
+
+
+def create_default_app() -> Litestar:
+    """Entry point for ASGI servers (``granian --factory api.app:create_default_app``)."""
+    return create_app()

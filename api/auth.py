@@ -1,0 +1,177 @@
+"""API keys: how they look, how they are stored, how a request is authenticated.
+
+A key is ``onh_<id>_<secret>``: the id finds the record, the secret (190
+random bits) is stored only as its SHA-256 and compared with
+``hmac.compare_digest``. Keys live in Redis (written through by
+doc_put.lua), so authenticating needs only Redis, and revoking removes the
+record at once. Every failure - missing header, malformed key, unknown id,
+wrong secret, revoked key - answers the same 401.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import string
+from enum import StrEnum
+
+import msgspec
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from api.problems import FORBIDDEN, UNAUTHORIZED, ApiProblem
+from engine.keys import Keys
+
+KEY_PREFIX = "onh_"
+_ALPHABET = string.ascii_letters + string.digits
+#: Characters of the secret part (log2(62) * 32 = 190 bits).
+SECRET_CHARS = 32
+#: Id of the key given by ONHAND_ADMIN_KEY (it has no stored record).
+ENV_ADMIN_ID = "admin-env"
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    OPERATOR = "operator"
+    WHOLESALE = "wholesale"
+
+
+class Principal(msgspec.Struct, frozen=True):
+    """Who is calling: the key's id, its role, and for wholesale its customer."""
+
+    key_id: str
+    role: Role
+    customer_id: str | None = None
+
+    @property
+    def is_wholesale(self) -> bool:
+        return self.role is Role.WHOLESALE
+
+
+class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    role: str
+    customer_id: str | None = None
+    name: str | None = None
+    hash: str
+    created_at_ms: int
+
+
+def new_key() -> tuple[str, str, str]:
+    """Returns (key id, full key shown once, hash of the secret)."""
+    key_id = "key_" + "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(12))
+    secret = "".join(secrets.choice(_ALPHABET) for _ in range(SECRET_CHARS))
+    return key_id, f"{KEY_PREFIX}{key_id}_{secret}", hash_secret(secret)
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def split_key(token: str) -> tuple[str, str] | None:
+    """``onh_<id>_<secret>`` -> (id, secret), or None when malformed."""
+    if not token.startswith(KEY_PREFIX):
+        return None
+    body = token[len(KEY_PREFIX):]
+    key_id, sep, secret = body.rpartition("_")
+    if not sep or not key_id.startswith("key_") or len(key_id) > 64 or len(secret) != SECRET_CHARS:
+        return None
+    if not all(c in _ALPHABET for c in secret):
+        return None
+    return key_id, secret
+
+
+_record_decoder = msgspec.json.Decoder(KeyRecord)
+
+
+class Authenticator:
+    """Turns an Authorization header into a Principal, reading only Redis."""
+
+    def __init__(self, redis, keys: Keys, admin_key: str | None):
+        self.redis = redis
+        self.keys = keys
+        self._admin_hash = hash_secret(admin_key) if admin_key else None
+
+    async def authenticate(self, authorization: str | None) -> Principal:
+        token = _bearer(authorization)
+        if token is None:
+            raise unauthorized()
+        if self._admin_hash and hmac.compare_digest(hash_secret(token), self._admin_hash):
+            return Principal(ENV_ADMIN_ID, Role.ADMIN)
+        parts = split_key(token)
+        if parts is None:
+            raise unauthorized()
+        key_id, secret = parts
+        raw = await self.redis.hget(f"{self.keys.prefix}:d:api_key:{key_id}", "doc")
+        if raw is None:
+            # same work as a found key, so timing does not tell ids apart
+            hmac.compare_digest(hash_secret(secret), "0" * 64)
+            raise unauthorized()
+        record = _record_decoder.decode(raw)
+        if not hmac.compare_digest(hash_secret(secret), record.hash):
+            raise unauthorized()
+        return Principal(record.id, Role(record.role), record.customer_id)
+
+
+def _bearer(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def unauthorized() -> ApiProblem:
+    return ApiProblem(UNAUTHORIZED, "a valid API key is required",
+                      headers={"WWW-Authenticate": 'Bearer realm="onhand"'})
+
+
+def requires(*roles: Role):
+    """A guard: the route is open to these roles only (403 otherwise)."""
+    allowed = frozenset(roles)
+
+    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        principal = connection.scope.get("user")
+        if not isinstance(principal, Principal):
+            raise unauthorized()
+        if principal.role not in allowed:
+            raise ApiProblem(FORBIDDEN, f"the {principal.role} role may not use this route")
+
+    return guard
+
+
+STAFF = (Role.ADMIN, Role.OPERATOR)
+EVERYONE = (Role.ADMIN, Role.OPERATOR, Role.WHOLESALE)
+
+
+class KeyRequestError(ValueError):
+    """Raised when a key request is inconsistent (field, message)."""
+
+    def __init__(self, field: str, message: str, *, not_found: bool = False):
+        super().__init__(message)
+        self.field = field
+        self.not_found = not_found
+
+
+async def issue_key(store, role: str, customer_id: str | None, name: str | None,
+                    now_ms: int) -> tuple[KeyRecord, str]:
+    """Creates an API key: stores its record (hash only) through doc_put.lua and
+    returns the record and the key, which is shown this once."""
+    from engine.commands import Op, PutRecord
+
+    role = Role(role)
+    if role is Role.WHOLESALE:
+        if not customer_id:
+            raise KeyRequestError("customer_id", "a wholesale key is bound to a customer")
+        if not await store.redis.exists(f"{store.keys.prefix}:d:customer:{customer_id}"):
+            raise KeyRequestError("customer_id", "no such customer", not_found=True)
+    elif customer_id:
+        raise KeyRequestError("customer_id", "only wholesale keys are bound to a customer")
+    key_id, key, digest = new_key()
+    record = KeyRecord(id=key_id, role=role.value, customer_id=customer_id, name=name,
+                       hash=digest, created_at_ms=now_ms)
+    await store.run(PutRecord(kind="api_key", id=key_id, doc=msgspec.json.encode(record).decode()),
+                    Op(op_id=f"key-{key_id}", now_ms=now_ms, actor="system"))
+    return record, key

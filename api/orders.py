@@ -1,0 +1,234 @@
+"""Orders from both channels, their cancellations, shipments, pick lists and
+packing slips. Every change goes through the engine's scripts."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated, Any
+
+import msgspec
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
+from litestar import Controller, Request, Response, get, post
+from litestar.params import Parameter
+
+from api import schemas as s
+from api.auth import EVERYONE, STAFF, Principal, Role, requires
+from api.customers import load_customer
+from api.docs import responses
+from api.pdf import packing_slip
+from api.problems import FORBIDDEN, NOT_FOUND, VALIDATION, ApiProblem
+from api.services import Services
+from api.views import order_view, shipment_view
+from engine.commands import CancelOrder, OrderLineRequest, PlaceOrder, ShipOrder, SkuQty
+from engine.model import Channel, Order, default_policy
+from persistence.queries import OrderFilter
+
+IdPath = Annotated[str, Parameter(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+ORDER_STATUSES = ("cancelled", "shipped", "exception", "partially_shipped", "open")
+
+
+def owns(principal: Principal, order: Order) -> bool:
+    return not principal.is_wholesale or order.header.get("customer_id") == principal.customer_id
+
+
+async def visible_order(services: NamedDependency[Services], principal: Principal, order_id: str) -> Order:
+    order = await services.reader.get(order_id)
+    if order is None or not owns(principal, order):
+        raise ApiProblem(NOT_FOUND, "no such order")
+    return order
+
+
+def _not_found(detail: str, field: str) -> ApiProblem:
+    return ApiProblem(NOT_FOUND, detail, errors=[{"field": field, "message": detail}])
+
+
+def _merge_lines(lines: list[s.OrderLineBody]) -> list[s.OrderLineBody]:
+    """API orders merge lines naming the same SKU (quantities summed)."""
+    merged: dict[str, s.OrderLineBody] = {}
+    for line in lines:
+        if line.sku in merged:
+            first = merged[line.sku]
+            merged[line.sku] = s.OrderLineBody(sku=line.sku, quantity=first.quantity + line.quantity,
+                                               unit_price=first.unit_price or line.unit_price)
+        else:
+            merged[line.sku] = line
+    return list(merged.values())
+
+
+async def _resolve_order(services: NamedDependency[Services], principal: Principal, data: JSONBody[s.OrderBody]) -> dict[str, Any]:
+    """Checks who may place this order and fills in the customer's profile."""
+    if principal.is_wholesale:
+        if data.channel != "wholesale":
+            raise ApiProblem(FORBIDDEN, "a wholesale key places wholesale orders only")
+        if data.customer_id is not None and data.customer_id != principal.customer_id:
+            raise _not_found("no such customer", "customer_id")
+        customer_id = principal.customer_id
+    else:
+        customer_id = data.customer_id
+    if data.backorder_policy == "accept":
+        if data.channel != "dtc":
+            raise ApiProblem(VALIDATION, "accept is for DTC orders only",
+                             errors=[{"field": "backorder_policy", "message": "accept is DTC only"}])
+        if principal.role not in (Role.ADMIN, Role.OPERATOR):
+            raise ApiProblem(FORBIDDEN, "only staff keys may place accept orders")
+    profile: dict[str, Any] = {}
+    if customer_id is not None:
+        customer = await load_customer(services, customer_id)
+        if customer is None:
+            raise _not_found("no such customer", "customer_id")
+        profiles = customer.get("profiles") or []
+        if data.profile_id is not None:
+            match = [p for p in profiles if p["id"] == data.profile_id]
+            if not match:
+                raise _not_found("no such profile for this customer", "profile_id")
+            profile = match[0]
+            if profile["channel"] != data.channel:
+                raise ApiProblem(VALIDATION, "the profile is for another channel",
+                                 errors=[{"field": "profile_id", "message": "channel mismatch"}])
+        else:
+            profile = next((p for p in profiles if p["channel"] == data.channel), {})
+    elif data.profile_id is not None:
+        raise _not_found("no such profile", "profile_id")
+    policy = data.backorder_policy or profile.get("backorder_policy") or default_policy(Channel(data.channel))
+    return {"customer_id": customer_id, "profile": profile, "policy": str(policy)}
+
+
+class OrderController(Controller):
+    tags = ["orders"]
+
+    @post("/v1/orders", guards=[requires(*EVERYONE)], status_code=201,
+          responses=responses(400, 401, 403, 404, 409, 413, 422, 429, 503),
+          summary="Place an order: every line reserved atomically from the shared pool")
+    async def create(self, data: JSONBody[s.OrderBody], request: Request, services: NamedDependency[Services]) -> s.OrderView:
+        principal: Principal = request.user
+
+        async def build() -> PlaceOrder:
+            resolved = await _resolve_order(services, principal, data)
+            lines = _merge_lines(data.lines)
+            order_id = "ord_" + uuid.uuid4().hex[:16]
+            profile = resolved["profile"]
+            header = {
+                "id": order_id,
+                "channel": data.channel,
+                "customer_id": resolved["customer_id"],
+                "profile_id": profile.get("id"),
+                "po_number": data.po_number,
+                "payment_terms": profile.get("payment_terms"),
+                "currency": data.currency,
+                "created_at_ms": int(time.time() * 1000),
+                "source": "api",
+                "ship_to": msgspec.to_builtins(data.ship_to) if data.ship_to else profile.get("ship_to"),
+                "notes": data.notes,
+                "lines": [{"sku": l.sku, "unit_price": l.unit_price} for l in lines],
+            }
+            return PlaceOrder(order_id=order_id, channel=data.channel, policy=resolved["policy"],
+                              lines=tuple(OrderLineRequest(sku=l.sku, qty=l.quantity) for l in lines),
+                              doc=msgspec.json.encode(header).decode())
+
+        result = await services.operations.run(request, principal, data, build)
+        return order_view(result.order)
+
+    @get("/v1/orders/{order_id:str}", guards=[requires(*EVERYONE)],
+         responses=responses(400, 401, 404, 429, 503), summary="An order")
+    async def get_one(self, order_id: IdPath, request: Request, services: NamedDependency[Services]) -> s.OrderView:
+        return order_view(await visible_order(services, request.user, order_id))
+
+    @get("/v1/orders", guards=[requires(*EVERYONE)], responses=responses(400, 401, 429, 503),
+         summary="Orders, newest first; PO search is exact and case-insensitive")
+    async def list_orders(
+        self, request: Request, services: NamedDependency[Services],
+        po_number: Annotated[str | None, Parameter(max_length=128)] = None,
+        channel: Annotated[str | None, Parameter(pattern="^(dtc|wholesale)$")] = None,
+        status: Annotated[str | None, Parameter(
+            pattern="^(cancelled|shipped|exception|partially_shipped|open)$")] = None,
+        customer_id: Annotated[str | None, Parameter(max_length=64)] = None,
+        sku: Annotated[str | None, Parameter(max_length=255)] = None,
+        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+        offset: Annotated[int, Parameter(ge=0)] = 0,
+    ) -> s.OrderList:
+        principal: Principal = request.user
+        if principal.is_wholesale:
+            if customer_id is not None and customer_id != principal.customer_id:
+                return s.OrderList(items=[], total=0)
+            customer_id = principal.customer_id
+        f = OrderFilter(po_number=po_number, channel=channel, status=status,
+                        customer_id=customer_id, sku=sku)
+        orders, total = await services.reader.list(f, limit=limit, offset=offset)
+        return s.OrderList(items=[order_view(o) for o in orders], total=total)
+
+    @post("/v1/orders/{order_id:str}/cancel", guards=[requires(*STAFF)], status_code=200,
+          responses=responses(400, 401, 403, 404, 409, 413, 422, 429, 503),
+          summary="Cancel the unshipped remainder, or some units per SKU")
+    async def cancel(self, order_id: IdPath, request: Request, services: NamedDependency[Services],
+                     data: JSONBody[s.CancelBody | None] = None) -> s.OrderView:
+        body = data or s.CancelBody()
+
+        async def build() -> CancelOrder:
+            await visible_order(services, request.user, order_id)
+            lines = None
+            if body.lines:
+                lines = tuple(SkuQty(sku=l.sku, qty=l.quantity) for l in body.lines)
+            return CancelOrder(order_id=order_id, lines=lines)
+
+        result = await services.operations.run(request, request.user, body, build)
+        return order_view(result.order, result.fills + result.later_fills)
+
+    @post("/v1/orders/{order_id:str}/shipments", guards=[requires(*STAFF)], status_code=201,
+          responses=responses(400, 401, 403, 404, 409, 413, 422, 429, 503),
+          summary="Ship reserved units; each shipment is tracked separately")
+    async def ship(self, order_id: IdPath, data: JSONBody[s.ShipmentBody], request: Request,
+                   services: NamedDependency[Services]) -> s.ShipmentView:
+        async def build() -> ShipOrder:
+            await visible_order(services, request.user, order_id)
+            shipment = {
+                "id": "shp_" + uuid.uuid4().hex[:16], "method": data.method, "carrier": data.carrier,
+                "service": data.service, "tracking_number": data.tracking_number,
+                "tracking_url": data.tracking_url, "packages": data.packages, "pallets": data.pallets,
+            }
+            return ShipOrder(order_id=order_id, shipment=shipment,
+                             lines=tuple(SkuQty(sku=l.sku, qty=l.quantity) for l in data.lines))
+
+        result = await services.operations.run(request, request.user, data, build)
+        return shipment_view(result.data["shipment"])
+
+    @get("/v1/orders/{order_id:str}/pick-list", guards=[requires(*STAFF)],
+         responses=responses(400, 401, 403, 404, 429, 503),
+         summary="What to pick for the reserved units: cases and eaches (wholesale), eaches (DTC)")
+    async def pick_list(self, order_id: IdPath, request: Request, services: NamedDependency[Services]) -> s.PickList:
+        order = await visible_order(services, request.user, order_id)
+        wanted: dict[str, int] = {}
+        for line in order.lines:
+            if line.sku and line.reserved:
+                wanted[line.sku] = wanted.get(line.sku, 0) + line.reserved
+        inventory = dict(zip(wanted, await services.store.inventory(list(wanted)), strict=True))
+        lines = []
+        for sku, qty in wanted.items():
+            inv = inventory.get(sku)
+            pack = inv.details.get("case_pack") if inv else None
+            if order.channel is Channel.WHOLESALE and pack and pack > 1:
+                cases, eaches = divmod(qty, pack)
+            else:
+                cases, eaches = 0, qty
+            lines.append(s.PickLine(sku=sku, name=inv.details.get("name") if inv else None, quantity=qty,
+                                    case_pack=pack, cases=cases, eaches=eaches))
+        return s.PickList(order_id=order.id, number=order.number, po_number=order.header.get("po_number"),
+                          channel=order.channel.value, lines=lines)
+
+    @get("/v1/orders/{order_id:str}/packing-slip.pdf", guards=[requires(*STAFF)],
+         media_type="application/pdf", responses=responses(400, 401, 403, 404, 429, 503),
+         summary="Packing slip: ship-to, order and PO number, shipped and backordered lines")
+    async def packing_slip_pdf(
+        self, order_id: IdPath, request: Request, services: NamedDependency[Services],
+        shipment_id: Annotated[str | None, Parameter(max_length=64)] = None,
+    ) -> Response[bytes]:
+        order = await visible_order(services, request.user, order_id)
+        if shipment_id is not None and not any(x["id"] == shipment_id for x in order.shipments):
+            raise ApiProblem(NOT_FOUND, "no such shipment on this order")
+        skus = sorted({line.sku for line in order.lines if line.sku})
+        names = {i.sku: i.details.get("name") for i in await services.store.inventory(skus) if i}
+        pdf = packing_slip(order, merchant=services.settings.merchant_name, names=names,
+                           shipment_id=shipment_id)
+        return Response(pdf, media_type="application/pdf", headers={
+            "Content-Disposition": f'inline; filename="packing-slip-{order.number}.pdf"'})

@@ -1,0 +1,94 @@
+"""Packing slips as PDF (fpdf2): merchant, order number, the customer's PO
+number, ship-to, the lines shipped and the lines still backordered."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fpdf import FPDF
+
+from api.views import rfc3339
+from engine.model import Order
+
+
+def _latin1(text: Any) -> str:
+    # The built-in PDF fonts cover Latin-1 only; other characters print as '?'.
+    return str(text if text is not None else "").encode("latin-1", "replace").decode("latin-1")
+
+
+def _address(ship_to: dict[str, Any] | None) -> list[str]:
+    if not ship_to:
+        return ["(no ship-to address)"]
+    city = " ".join(p for p in (ship_to.get("zip"), ship_to.get("city")) if p)
+    parts = [ship_to.get("name"), ship_to.get("company"), ship_to.get("address1"),
+             ship_to.get("address2"), city, ship_to.get("province"),
+             ship_to.get("country") or ship_to.get("country_code"), ship_to.get("phone")]
+    return [p for p in parts if p]
+
+
+def packing_slip(order: Order, *, merchant: str, names: dict[str, str | None],
+                 shipment_id: str | None = None) -> bytes:
+    h = order.header
+    shipments = [x for x in order.shipments if shipment_id is None or x["id"] == shipment_id]
+    shipped: dict[str, int] = {}
+    for x in shipments:
+        for line in x.get("lines") or []:
+            shipped[line["sku"]] = shipped.get(line["sku"], 0) + int(line["quantity"])
+    backordered: dict[str, int] = {}
+    for line in order.lines:
+        waiting = line.backordered + line.exception
+        if waiting:
+            key = line.sku or "(no SKU)"
+            backordered[key] = backordered.get(key, 0) + waiting
+
+    pdf = FPDF(format="Letter")
+    pdf.set_title(f"Packing slip {order.number}")
+    pdf.set_auto_page_break(auto=True, margin=15)
+    pdf.add_page()
+    pdf.set_font("helvetica", "B", 16)
+    pdf.cell(0, 9, _latin1(merchant), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("helvetica", "", 12)
+    pdf.cell(0, 7, "PACKING SLIP", new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(2)
+    pdf.set_font("helvetica", "", 10)
+    facts = [("Order number", str(order.number)), ("Order id", order.id)]
+    if h.get("po_number"):
+        facts.append(("PO number", h["po_number"]))
+    facts.append(("Order date", rfc3339(h.get("created_at_ms"))[:10]))
+    for x in shipments:
+        tracking = " ".join(p for p in (x.get("carrier"), x.get("tracking_number")) if p)
+        facts.append((f"Shipment {x['id']}", f"{x.get('method') or ''} {tracking}".strip()))
+    for label, value in facts:
+        pdf.set_font("helvetica", "B", 10)
+        pdf.cell(40, 6, _latin1(label))
+        pdf.set_font("helvetica", "", 10)
+        pdf.cell(0, 6, _latin1(value), new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(3)
+    pdf.set_font("helvetica", "B", 10)
+    pdf.cell(0, 6, "Ship to", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("helvetica", "", 10)
+    for line in _address(h.get("ship_to")):
+        pdf.cell(0, 5, _latin1(line), new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(4)
+    _table(pdf, "Shipped", shipped, names, empty="nothing shipped yet")
+    pdf.ln(3)
+    _table(pdf, "Still backordered", backordered, names, empty="nothing backordered")
+    return bytes(pdf.output())
+
+
+def _table(pdf: FPDF, title: str, rows: dict[str, int], names: dict[str, str | None], *, empty: str) -> None:
+    pdf.set_font("helvetica", "B", 11)
+    pdf.cell(0, 7, title, new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("helvetica", "", 10)
+    if not rows:
+        pdf.cell(0, 6, _latin1(empty), new_x="LMARGIN", new_y="NEXT")
+        return
+    with pdf.table(col_widths=(40, 110, 25), text_align=("LEFT", "LEFT", "RIGHT")) as table:
+        header = table.row()
+        for cell in ("SKU", "Item", "Quantity"):
+            header.cell(cell)
+        for sku, qty in rows.items():
+            row = table.row()
+            row.cell(_latin1(sku))
+            row.cell(_latin1(names.get(sku) or ""))
+            row.cell(str(qty))

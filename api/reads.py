@@ -1,0 +1,77 @@
+"""Order reads that see every acknowledged write.
+
+Redis holds every open order and every order changed lately; PostgreSQL holds
+everything the outbox has delivered. An order whose newest version is not yet
+in PostgreSQL is listed in the ``unsynced`` set, so a read merges the two
+without waiting for the outbox: by id, Redis first; in lists, the unsynced
+orders from Redis (filtered here) plus PostgreSQL's rows for all the others
+(filtered there), newest first. A read that needs PostgreSQL while it is down
+answers 503 (the caller sees NotReady); order taking goes on.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+from sqlalchemy import exc as sa_errors
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from engine.errors import NotReady
+from engine.model import Order, order_from_snapshot
+from engine.store import Store
+from persistence import queries
+from persistence.queries import OrderFilter
+
+
+class OrderReader:
+    def __init__(self, store: Store, engine: AsyncEngine | None):
+        self.store = store
+        self.engine = engine
+
+    async def get(self, order_id: str) -> Order | None:
+        order = await self.store.order(order_id)
+        if order is not None:
+            return order
+        snap = await self._pg(queries.order_by_id, order_id)
+        return order_from_snapshot(snap) if snap else None
+
+    async def list(self, f: OrderFilter, *, limit: int, offset: int) -> tuple[list[Order], int]:
+        redis, keys = self.store.redis, self.store.keys
+        unsynced = [m.decode() for m in await redis.zrange(keys.unsynced, 0, -1)]
+        recent: list[Order] = []
+        if unsynced:
+            async with redis.pipeline(transaction=False) as pipe:
+                for oid in unsynced:
+                    pipe.hgetall(keys.order(oid))
+                rows = await pipe.execute()
+            for oid, row in zip(unsynced, rows, strict=True):
+                if not row:
+                    continue
+                snap = {k.decode(): v.decode() for k, v in row.items()}
+                snap["id"] = oid
+                order = order_from_snapshot(snap)
+                if f.matches(order, order.header):
+                    recent.append(order)
+        recent.sort(key=lambda o: o.number, reverse=True)
+        want = offset + limit
+
+        async def from_pg(conn):
+            total = await queries.count_orders(conn, f, unsynced)
+            rows = await queries.list_orders(conn, f, unsynced, want)
+            return total, [order_from_snapshot(r) for r in rows]
+
+        pg_total, older = await self._pg_call(from_pg)
+        merged = list(heapq.merge(recent, older, key=lambda o: -o.number))
+        return merged[offset:want], pg_total + len(recent)
+
+    async def _pg(self, fn, *args):
+        return await self._pg_call(lambda conn: fn(conn, *args))
+
+    async def _pg_call(self, fn):
+        if self.engine is None:
+            raise NotReady("PostgreSQL is not configured")
+        try:
+            async with self.engine.connect() as conn:
+                return await fn(conn)
+        except (sa_errors.OperationalError, sa_errors.InterfaceError, OSError) as exc:
+            raise NotReady("PostgreSQL is unavailable; order reads by id still work") from exc

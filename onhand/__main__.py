@@ -1,0 +1,5 @@
+import sys
+
+from onhand.cli import main
+
+sys.exit(main())

@@ -1,0 +1,200 @@
+"""The `onhand` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from onhand.settings import Settings
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def cmd_serve(args, settings: Settings) -> int:
+    from onhand.serve import serve
+
+    return serve(settings, host=args.host, port=args.port, api_processes=args.api_processes,
+                 worker_processes=args.worker_processes)
+
+
+def cmd_worker(args, settings: Settings) -> int:
+    from onhand.servers import servers
+    from workers.runtime import WorkerProcess
+
+    with servers(settings, embedded_ok=False) as resolved:
+        WorkerProcess(resolved, threads=args.threads).run()
+    return 0
+
+
+def cmd_migrate(args, settings: Settings) -> int:
+    from onhand.servers import servers
+    from persistence.db import migrate
+
+    with servers(settings) as resolved:
+        migrate(resolved.database_url)
+    print("migrated")
+    return 0
+
+
+def _progress(stage: str, done: int, total: int) -> None:
+    pct = 100 * done // total if total else 100
+    print(f"\r  {stage}: {done}/{total} ({pct}%)", end="", file=sys.stderr, flush=True)
+    if done >= total:
+        print(file=sys.stderr)
+
+
+def cmd_rebuild(args, settings: Settings) -> int:
+    from redis import Redis
+
+    from engine.keys import Keys
+    from onhand.servers import servers
+    from persistence.db import make_engine, migrate
+    from persistence.rebuild import Rebuilder
+
+    with servers(settings) as resolved:
+        migrate(resolved.database_url)
+        redis = Redis.from_url(resolved.redis_url)
+        engine = make_engine(resolved.database_url)
+        rebuilder = Rebuilder(redis, engine, Keys(resolved.merchant),
+                              closed_order_retention_ms=resolved.closed_order_retention_s * 1000,
+                              progress=_progress)
+        report = rebuilder.run(force=True)
+        print(f"rebuilt in {report.seconds:.1f} s: {report.skus} SKUs, {report.orders} orders "
+              f"({report.open_lines} open lines), {report.customers} customers, {report.api_keys} API keys, "
+              f"{report.idempotency_records} idempotency records, {report.webhook_records} webhook records"
+              + (f"; first drained {report.drained_first} outbox entries" if report.drained_first else ""))
+        for warning in report.warnings:
+            print(f"warning: {warning}")
+        engine.dispose()
+    return 0
+
+
+def cmd_reconcile(args, settings: Settings) -> int:
+    from redis import Redis
+
+    from engine.keys import Keys
+    from onhand.servers import servers
+    from persistence.db import make_engine
+    from persistence.reconcile import reconcile
+
+    with servers(settings) as resolved:
+        redis = Redis.from_url(resolved.redis_url)
+        engine = make_engine(resolved.database_url)
+        result = reconcile(redis, engine, Keys(resolved.merchant), settle_s=args.settle,
+                           progress=_progress)
+        engine.dispose()
+    for drift in result.drifts:
+        print(f"DRIFT {drift.kind} {drift.entity}: {drift.detail}")
+    print(f"reconcile: {result.checked_skus} SKUs and {result.checked_orders} orders checked against "
+          f"PostgreSQL at outbox cut-off {result.cutoff} ({result.pending} entries not yet applied); "
+          f"{len(result.drifts)} drift(s) still there on the second pass"
+          + (f", {result.transient} cleared by then" if result.transient else ""))
+    return 1 if result.drifts else 0
+
+
+def cmd_keys_create(args, settings: Settings) -> int:
+    import asyncio
+
+    from redis.asyncio import Redis
+
+    from api.auth import KeyRequestError, issue_key
+    from engine.store import Store
+    from onhand.servers import servers
+
+    async def create(url: str):
+        redis = Redis.from_url(url)
+        try:
+            store = Store(redis, settings.merchant)
+            await store.start()
+            return await issue_key(store, args.role, args.customer, args.name, int(time.time() * 1000))
+        finally:
+            await redis.aclose()
+
+    with servers(settings) as resolved:
+        try:
+            record, key = asyncio.run(create(resolved.redis_url))
+        except KeyRequestError as exc:
+            print(f"error: {exc.field}: {exc}", file=sys.stderr)
+            return 2
+    print(key)
+    print(f"# id {record.id}, role {record.role}"
+          + (f", customer {record.customer_id}" if record.customer_id else "")
+          + ". The key is shown this once; onhand keeps only its hash.", file=sys.stderr)
+    return 0
+
+
+def cmd_demo(args, settings: Settings) -> int:
+    from onhand.demo import run_demo
+
+    return run_demo(settings, url=args.url, key=args.key)
+
+
+def cmd_bench(args, settings: Settings) -> int:
+    from loadtests.engine_bench import main as engine_bench
+
+    if args.what == "engine":
+        return engine_bench(settings, orders=args.orders, out=args.out)
+    from loadtests.bench import main as load_bench
+
+    return load_bench(settings, out=args.out, quick=args.quick)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="onhand", description="One inventory pool for DTC and wholesale.")
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the whole service")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--api-processes", type=int, default=1)
+    s.add_argument("--worker-processes", type=int, default=1)
+    s.set_defaults(fn=cmd_serve)
+
+    w = sub.add_parser("worker", help="run the background workers only")
+    w.add_argument("--threads", type=int, default=4)
+    w.set_defaults(fn=cmd_worker)
+
+    sub.add_parser("migrate", help="bring the PostgreSQL schema up to date").set_defaults(fn=cmd_migrate)
+    sub.add_parser("rebuild", help="rebuild Redis state from PostgreSQL").set_defaults(fn=cmd_rebuild)
+
+    r = sub.add_parser("reconcile", help="compare Redis with PostgreSQL; exit 1 on drift")
+    r.add_argument("--settle", type=float, default=3.0,
+                   help="seconds to wait before the second pass (default 3)")
+    r.set_defaults(fn=cmd_reconcile)
+
+    k = sub.add_parser("keys", help="API keys")
+    ks = k.add_subparsers(dest="keys_command", required=True)
+    kc = ks.add_parser("create", help="create an API key (printed once)")
+    kc.add_argument("--role", required=True, choices=["admin", "operator", "wholesale"])
+    kc.add_argument("--customer")
+    kc.add_argument("--name")
+    kc.set_defaults(fn=cmd_keys_create)
+
+    d = sub.add_parser("demo", help="load a demo merchant and play the Tuesday scenario")
+    d.add_argument("--url", default="http://127.0.0.1:8000", help="a running onhand (default: local serve)")
+    d.add_argument("--key", help="an admin key (default: ONHAND_ADMIN_KEY)")
+    d.set_defaults(fn=cmd_demo)
+
+    b = sub.add_parser("bench", help="benchmarks")
+    b.add_argument("what", choices=["engine", "load"])
+    b.add_argument("--orders", type=int, default=200_000)
+    b.add_argument("--out", default="bench-report")
+    b.add_argument("--quick", action="store_true", help="the short smoke version")
+    b.set_defaults(fn=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _logging(args.verbose)
+    return args.fn(args, Settings.from_env())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""`onhand serve`: the whole service in one command.
+
+Starts the embedded servers when no URLs are given (from the main thread,
+with a parent-death signal), refuses an unsafe Redis, runs the migrations,
+rebuilds Redis from PostgreSQL when it came back empty, then runs the API
+processes (granian) and the worker processes, restarts any that die, checks
+the Redis epoch every second (rebuilding when Redis was emptied under it) and
+its durability settings every minute, and stops everything on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+from redis import Redis
+
+from engine.keys import Keys
+from onhand.embedded import _child_setup
+from onhand.servers import UnsafeRedis, check_redis_safety, servers
+from onhand.settings import Settings
+
+log = logging.getLogger("onhand.serve")
+
+#: How often the supervisor looks at children and the epoch, seconds.
+TICK_S = 1.0
+#: How often the live Redis's durability settings are checked again, seconds.
+SAFETY_CHECK_S = 60.0
+
+
+@dataclass
+class Child:
+    name: str
+    args: list[str]
+    process: subprocess.Popen | None = None
+    restarts: int = 0
+
+
+def child_env(settings: Settings, metrics_dir: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["ONHAND_REDIS_URL"] = settings.redis_url or ""
+    env["ONHAND_DATABASE_URL"] = settings.database_url or ""
+    env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    return env
+
+
+def prepare(settings: Settings) -> None:
+    """Checks Redis, migrates PostgreSQL and rebuilds Redis if needed."""
+    from persistence.db import make_engine, migrate
+    from persistence.rebuild import Rebuilder
+
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        why = check_redis_safety(redis, settings)
+        if why:
+            if not settings.allow_unsafe_redis:
+                raise UnsafeRedis(why)
+            log.warning("ONHAND_ALLOW_UNSAFE_REDIS=1: %s", why)
+        log.info("migrating PostgreSQL")
+        migrate(settings.database_url)
+        engine = make_engine(settings.database_url)
+        try:
+            rebuilder = Rebuilder(redis, engine, Keys(settings.merchant),
+                                  closed_order_retention_ms=settings.closed_order_retention_s * 1000,
+                                  progress=_log_progress)
+            if rebuilder.needed():
+                log.info("Redis holds no state: rebuilding it from PostgreSQL")
+                report = rebuilder.run()
+                log.info("rebuild done in %.1f s (%d SKUs, %d orders)", report.seconds, report.skus,
+                         report.orders)
+        finally:
+            engine.dispose()
+    finally:
+        redis.close()
+
+
+def _log_progress(stage: str, done: int, total: int) -> None:
+    log.info("rebuild: %s %d/%d", stage, done, total)
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, host: str, port: int, api_processes: int, worker_processes: int):
+        self.settings = settings
+        self.stop_event = threading.Event()
+        self.metrics_dir = str(settings.data_dir / "metrics")
+        granian = [sys.executable, "-m", "granian", "--interface", "asgi", "--factory",
+                   "--host", host, "--port", str(port), "--workers", str(api_processes),
+                   "--loop", "uvloop", "--log-level", "warning", "api.app:create_default_app"]
+        self.children = [Child("api", granian)]
+        for i in range(worker_processes):
+            self.children.append(Child(f"worker-{i}", [sys.executable, "-m", "onhand", "worker"]))
+
+    def _start(self, child: Child) -> None:
+        child.process = subprocess.Popen(
+            child.args, env=child_env(self.settings, self.metrics_dir),
+            preexec_fn=_child_setup(os.getpid(), None, None, signal.SIGTERM),
+        )
+        log.info("started %s (pid %d)", child.name, child.process.pid)
+
+    def run(self) -> None:
+        shutil.rmtree(self.metrics_dir, ignore_errors=True)
+        os.makedirs(self.metrics_dir, exist_ok=True)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop_event.set())
+        for child in self.children:
+            self._start(child)
+        redis = Redis.from_url(self.settings.redis_url)
+        keys = Keys(self.settings.merchant)
+        last_safety = time.monotonic()
+        try:
+            while not self.stop_event.wait(TICK_S):
+                for child in self.children:
+                    if child.process and child.process.poll() is not None and not self.stop_event.is_set():
+                        log.error("%s exited with %s; restarting", child.name, child.process.returncode)
+                        child.restarts += 1
+                        self._start(child)
+                self._watch_epoch(redis, keys)
+                if time.monotonic() - last_safety > SAFETY_CHECK_S:
+                    last_safety = time.monotonic()
+                    self._check_safety(redis)
+        finally:
+            redis.close()
+            self.stop()
+
+    def _watch_epoch(self, redis: Redis, keys: Keys) -> None:
+        try:
+            if redis.exists(keys.epoch):
+                return
+        except Exception as exc:  # noqa: BLE001 - Redis restarting: look again next tick
+            log.warning("Redis unreachable: %r", exc)
+            return
+        log.error("Redis lost its state (no epoch): rebuilding from PostgreSQL; orders get 503 meanwhile")
+        try:
+            prepare(self.settings)
+        except Exception as exc:  # noqa: BLE001 - try again next tick
+            log.error("rebuild failed: %r", exc)
+
+    def _check_safety(self, redis: Redis) -> None:
+        why = check_redis_safety(redis, self.settings)
+        if why and not self.settings.allow_unsafe_redis:
+            log.error("ALARM %s", why)
+
+    def stop(self) -> None:
+        for child in self.children:
+            if child.process and child.process.poll() is None:
+                child.process.terminate()
+        for child in self.children:
+            if child.process:
+                try:
+                    child.process.wait(15)
+                except subprocess.TimeoutExpired:
+                    child.process.kill()
+        log.info("stopped")
+
+
+def serve(settings: Settings, *, host: str, port: int, api_processes: int, worker_processes: int) -> int:
+    with servers(settings) as resolved:
+        try:
+            prepare(resolved)
+        except UnsafeRedis as exc:
+            log.error("refusing to start: %s", exc)
+            return 2
+        print(f"onhand serving on http://{host}:{port} (API docs: http://{host}:{port}/schema)", flush=True)
+        Supervisor(resolved, host, port, api_processes, worker_processes).run()
+    return 0

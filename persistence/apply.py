@@ -1,0 +1,315 @@
+"""Write a batch of outbox events into PostgreSQL in one transaction.
+
+Idempotent and order-independent:
+- ``applied_events`` has one row per outbox entry; an entry already there is
+  skipped (a redelivered batch changes nothing; two workers racing on one
+  entry serialise on that row and the second skips it).
+- Snapshots (SKU counters, orders with their lines, customers, API keys)
+  replace the stored row only when their version is newer, so batches may
+  commit in any order and the newest version wins.
+- Facts (ledger movements, shipments, returns, receipts, idempotency records)
+  are keyed by the event or their own id and inserted once.
+Rows are written in key order so concurrent batches lock in the same order.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Iterable
+
+import msgspec
+from sqlalchemy import Connection, delete, func, select
+from sqlalchemy.dialects.postgresql import insert
+
+from engine.model import as_list, order_from_snapshot
+from persistence.models import (
+    ApiKey,
+    AppliedEvent,
+    Customer,
+    CustomerProfile,
+    IdempotencyRecord,
+    LedgerEntry,
+    Order,
+    OrderLine,
+    Receipt,
+    Return,
+    Shipment,
+    Sku,
+    WebhookReceipt,
+)
+
+_decode = msgspec.json.Decoder()
+
+
+def ms_to_dt(ms: int | float) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+class OutboxEntry(msgspec.Struct):
+    id: str
+    event: dict[str, Any]
+
+    @classmethod
+    def from_stream(cls, entry_id: bytes | str, fields: dict) -> "OutboxEntry":
+        eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+        raw = fields.get(b"e", fields.get("e"))
+        return cls(eid, _decode.decode(raw))
+
+
+def apply_batch(conn: Connection, entries: list[OutboxEntry]) -> int:
+    """Applies the entries not applied yet, in the caller's transaction.
+    Returns how many were new."""
+    if not entries:
+        return 0
+    entries = sorted(entries, key=lambda e: _stream_key(e.id))
+    rows = [
+        {"event_id": e.id, "kind": e.event.get("t", "?"), "op_id": e.event.get("op", ""),
+         "at": ms_to_dt(e.event.get("at", 0))}
+        for e in entries
+    ]
+    fresh = set(conn.scalars(
+        insert(AppliedEvent).values(rows).on_conflict_do_nothing().returning(AppliedEvent.event_id)
+    ))
+    new = [e for e in entries if e.id in fresh]
+    if not new:
+        return 0
+    _skus(conn, new)
+    _orders(conn, new)
+    _ledger(conn, new)
+    _facts(conn, new)
+    _records(conn, new)
+    _idempotency(conn, new)
+    return len(new)
+
+
+def _stream_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _newest(items: Iterable[tuple[Any, int, Any]]) -> list[Any]:
+    """(key, version, value) -> the values of the newest version per key, by key."""
+    best: dict[Any, tuple[int, Any]] = {}
+    for key, version, value in items:
+        if key not in best or version > best[key][0]:
+            best[key] = (version, value)
+    return [best[k][1] for k in sorted(best)]
+
+
+def _skus(conn: Connection, entries: list[OutboxEntry]) -> None:
+    snaps = _newest(
+        (s["sku"], int(s["v"]), (s, e.event["at"]))
+        for e in entries for s in as_list(e.event.get("skus"))
+    )
+    if not snaps:
+        return
+    rows = []
+    for s, at in snaps:
+        details = _decode.decode(s.get("m") or "{}")
+        details = details if isinstance(details, dict) else {}
+        rows.append({
+            "sku": s["sku"],
+            "name": details.get("name"),
+            "upc": details.get("upc"),
+            "case_pack": details.get("case_pack"),
+            "shopify_inventory_item_id": details.get("shopify_inventory_item_id"),
+            "details": details,
+            "dtc_reserve": int(s["fence"]),
+            "on_hand": int(s["oh"]),
+            "reserved_dtc": int(s["rd"]),
+            "reserved_wholesale": int(s["rw"]),
+            "backordered_dtc": int(s["bd"]),
+            "backordered_wholesale": int(s["bw"]),
+            "exception": int(s["ex"]),
+            "version": int(s["v"]),
+            "created_at": ms_to_dt(at),
+            "updated_at": ms_to_dt(at),
+        })
+    stmt = insert(Sku).values(rows)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[Sku.sku],
+        set_={c: stmt.excluded[c] for c in rows[0] if c not in ("sku", "created_at")},
+        where=Sku.version < stmt.excluded.version,
+    )
+    conn.execute(stmt)
+
+
+def _orders(conn: Connection, entries: list[OutboxEntry]) -> None:
+    snaps = _newest(
+        (o["id"], int(o["v"]), o) for e in entries for o in as_list(e.event.get("orders"))
+    )
+    if not snaps:
+        return
+    rows, lines = [], {}
+    for snap in snaps:
+        order = order_from_snapshot(snap)
+        h = order.header
+        created = h.get("created_at_ms") or order.updated_at_ms
+        rows.append({
+            "id": order.id,
+            "seq": order.number,
+            "channel": order.channel.value,
+            "status": order.status.value,
+            "backorder_policy": order.policy.value,
+            "customer_id": h.get("customer_id"),
+            "profile_id": h.get("profile_id"),
+            "po_number": h.get("po_number"),
+            "shopify_order_id": _str_or_none(h.get("shopify_order_id")),
+            "header": h,
+            "shipments": order.shipments,
+            "returns": order.returns,
+            "version": order.version,
+            "created_at": ms_to_dt(created),
+            "updated_at": ms_to_dt(order.updated_at_ms),
+        })
+        lines[order.id] = [
+            {"order_id": order.id, "idx": i, "sku": line.sku, "quantity": line.quantity,
+             "reserved": line.reserved, "backordered": line.backordered,
+             "exception": line.exception, "shipped": line.shipped, "cancelled": line.cancelled,
+             "returned": line.returned, "exception_reason": line.exception_reason,
+             "pooled": line.pooled}
+            for i, line in enumerate(order.lines)
+        ]
+    stmt = insert(Order).values(rows)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[Order.id],
+        set_={c: stmt.excluded[c] for c in rows[0] if c != "id"},
+        where=Order.version < stmt.excluded.version,
+    ).returning(Order.id)
+    changed = sorted(conn.scalars(stmt))
+    if not changed:
+        return
+    conn.execute(delete(OrderLine).where(OrderLine.order_id.in_(changed)))
+    conn.execute(insert(OrderLine), [row for oid in changed for row in lines[oid]])
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _ledger(conn: Connection, entries: list[OutboxEntry]) -> None:
+    rows = []
+    for e in entries:
+        ev = e.event
+        at = ms_to_dt(ev["at"])
+        for i, (sku, oid, reason, doh, drd, drw, dbd, dbw, dex, units) in enumerate(as_list(ev.get("ledger"))):
+            rows.append({
+                "event_id": e.id, "idx": i, "op_id": ev.get("op", ""), "kind": ev.get("t", "?"),
+                "sku": sku, "order_id": oid or None, "reason": reason, "actor": ev.get("actor", ""),
+                "d_on_hand": doh, "d_reserved_dtc": drd, "d_reserved_wholesale": drw,
+                "d_backordered_dtc": dbd, "d_backordered_wholesale": dbw, "d_exception": dex,
+                "units": units, "at": at,
+            })
+    if rows:
+        conn.execute(insert(LedgerEntry).on_conflict_do_nothing(
+            index_elements=[LedgerEntry.event_id, LedgerEntry.idx]), rows)
+
+
+def _facts(conn: Connection, entries: list[OutboxEntry]) -> None:
+    shipments, returns, receipts = [], [], []
+    for e in entries:
+        ev = e.event
+        if s := ev.get("shipment"):
+            shipments.append({
+                "id": s["id"], "order_id": s["order_id"], "event_id": e.id,
+                "method": s.get("method"), "carrier": s.get("carrier"), "service": s.get("service"),
+                "tracking_number": s.get("tracking_number"), "tracking_url": s.get("tracking_url"),
+                "lines": as_list(s.get("lines")), "doc": s,
+                "shipped_at": ms_to_dt(s.get("shipped_at_ms") or ev["at"]),
+            })
+        if r := ev.get("return"):
+            returns.append({
+                "id": r["id"], "order_id": r["order_id"], "event_id": e.id,
+                "reason": r.get("reason"), "lines": as_list(r.get("lines")),
+                "returned_at": ms_to_dt(r.get("returned_at_ms") or ev["at"]),
+            })
+        if r := ev.get("receipt"):
+            receipts.append({
+                "id": r["id"], "reference": r.get("reference"), "event_id": e.id,
+                "lines": as_list(r.get("lines")),
+                "received_at": ms_to_dt(r.get("received_at_ms") or ev["at"]),
+            })
+    for model, rows in ((Shipment, shipments), (Return, returns), (Receipt, receipts)):
+        if rows:
+            conn.execute(insert(model).on_conflict_do_nothing(index_elements=["id"]), rows)
+
+
+def _records(conn: Connection, entries: list[OutboxEntry]) -> None:
+    docs = _newest(
+        ((d["kind"], d["id"]), int(d["v"]), (d, e.event["at"]))
+        for e in entries if (d := e.event.get("doc"))
+    )
+    for d, at in docs:
+        body = _decode.decode(d["doc"]) if isinstance(d.get("doc"), str) else None
+        if d["kind"] == "customer":
+            _customer(conn, d["id"], int(d["v"]), body, ms_to_dt(at))
+        elif d["kind"] == "api_key":
+            _api_key(conn, d["id"], int(d["v"]), body, ms_to_dt(at))
+
+
+def _customer(conn: Connection, cid: str, version: int, doc: dict | None, at: datetime) -> None:
+    if doc is None:
+        return  # customers are not removed in v1
+    row = {"id": cid, "name": doc.get("name") or "", "email": doc.get("email"),
+           "phone": doc.get("phone"), "doc": doc, "version": version,
+           "created_at": ms_to_dt(doc["created_at_ms"]) if doc.get("created_at_ms") else at,
+           "updated_at": at}
+    stmt = insert(Customer).values(row)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[Customer.id],
+        set_={c: stmt.excluded[c] for c in row if c not in ("id", "created_at")},
+        where=Customer.version < stmt.excluded.version,
+    ).returning(Customer.id)
+    if conn.scalar(stmt) is None:
+        return
+    conn.execute(delete(CustomerProfile).where(CustomerProfile.customer_id == cid))
+    profiles = [
+        {"id": p["id"], "customer_id": cid, "channel": p["channel"],
+         "payment_terms": p.get("payment_terms"), "backorder_policy": p.get("backorder_policy"),
+         "shopify_customer_id": _str_or_none(p.get("shopify_customer_id"))}
+        for p in doc.get("profiles") or []
+    ]
+    if profiles:
+        conn.execute(insert(CustomerProfile), profiles)
+
+
+def _api_key(conn: Connection, kid: str, version: int, doc: dict | None, at: datetime) -> None:
+    row = {"id": kid, "version": version, "doc": doc, "created_at": at,
+           "revoked_at": at if doc is None else None}
+    if doc is not None:
+        row.update(role=doc.get("role"), customer_id=doc.get("customer_id"),
+                   name=doc.get("name"), key_hash=doc.get("hash"),
+                   created_at=ms_to_dt(doc["created_at_ms"]) if doc.get("created_at_ms") else at)
+    stmt = insert(ApiKey).values(row)
+    keep = ("id", "created_at") if doc is None else ("id",)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[ApiKey.id],
+        set_={c: stmt.excluded[c] for c in row if c not in keep},
+        where=ApiKey.version < stmt.excluded.version,
+    )
+    conn.execute(stmt)
+
+
+def _idempotency(conn: Connection, entries: list[OutboxEntry]) -> None:
+    rows = [
+        {"op_id": e.event["op"], "fingerprint": i.get("f", ""), "result": i["r"],
+         "expires_at": ms_to_dt(i["exp"])}
+        for e in entries if (i := e.event.get("idem"))
+    ]
+    if rows:
+        conn.execute(insert(IdempotencyRecord).on_conflict_do_nothing(
+            index_elements=[IdempotencyRecord.op_id]), rows)
+    hooks = [
+        {"dedupe_key": w["key"], "topic": w.get("topic", ""), "event_id": w.get("event_id"),
+         "webhook_id": w.get("webhook_id"), "shopify_order_id": _str_or_none(w.get("order")),
+         "result": w.get("r"), "received_at": ms_to_dt(e.event["at"]),
+         "expires_at": ms_to_dt(w["exp"])}
+        for e in entries for w in as_list(e.event.get("webhooks"))
+    ]
+    if hooks:
+        conn.execute(insert(WebhookReceipt).on_conflict_do_nothing(
+            index_elements=[WebhookReceipt.dedupe_key]), hooks)
+
+
+def highest_sequence(conn: Connection) -> int:
+    return int(conn.scalar(select(func.coalesce(func.max(Order.seq), 0))))

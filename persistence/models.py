@@ -1,0 +1,296 @@
+"""PostgreSQL, the system of record: what the outbox worker writes and what a
+rebuild of Redis reads. SQLAlchemy 2 declarative models; the schema itself is
+created by the Alembic migrations in persistence/migrations.
+
+Every row written from an outbox event is written idempotently: snapshots
+(SKUs, orders, records) carry a version and only a newer version replaces an
+older one; facts (ledger movements, shipments, returns, receipts) have the
+event's id in their key. So applying an event twice changes nothing and the
+result does not depend on the order in which batches commit.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Sku(Base):
+    """A SKU's details and its counters as of ``version`` (the Redis version)."""
+
+    __tablename__ = "skus"
+
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    upc: Mapped[str | None] = mapped_column(String(64))
+    case_pack: Mapped[int | None] = mapped_column(Integer)
+    shopify_inventory_item_id: Mapped[str | None] = mapped_column(String(128))
+    details: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    dtc_reserve: Mapped[int] = mapped_column(BigInteger, default=0)
+    on_hand: Mapped[int] = mapped_column(BigInteger, default=0)
+    reserved_dtc: Mapped[int] = mapped_column(BigInteger, default=0)
+    reserved_wholesale: Mapped[int] = mapped_column(BigInteger, default=0)
+    backordered_dtc: Mapped[int] = mapped_column(BigInteger, default=0)
+    backordered_wholesale: Mapped[int] = mapped_column(BigInteger, default=0)
+    exception: Mapped[int] = mapped_column(BigInteger, default=0)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class LedgerEntry(Base):
+    """One inventory movement: counter deltas, why, who, and which operation."""
+
+    __tablename__ = "inventory_ledger"
+    __table_args__ = (UniqueConstraint("event_id", "idx"), Index("ix_ledger_sku_at", "sku", "at"))
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(32))
+    idx: Mapped[int] = mapped_column(Integer)
+    op_id: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(32))  # the event type
+    sku: Mapped[str] = mapped_column(String(64))
+    order_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(128))
+    d_on_hand: Mapped[int] = mapped_column(BigInteger)
+    d_reserved_dtc: Mapped[int] = mapped_column(BigInteger)
+    d_reserved_wholesale: Mapped[int] = mapped_column(BigInteger)
+    d_backordered_dtc: Mapped[int] = mapped_column(BigInteger)
+    d_backordered_wholesale: Mapped[int] = mapped_column(BigInteger)
+    d_exception: Mapped[int] = mapped_column(BigInteger)
+    units: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Order(Base):
+    """An order's header and status as of ``version``; its lines are OrderLine."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        Index("ix_orders_po_lower", func.lower(text("po_number"))),
+        Index("ix_orders_seq", "seq"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, unique=True)  # acceptance sequence = number
+    channel: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    backorder_policy: Mapped[str] = mapped_column(String(24))
+    customer_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    profile_id: Mapped[str | None] = mapped_column(String(64))
+    po_number: Mapped[str | None] = mapped_column(String(128))
+    shopify_order_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    header: Mapped[dict] = mapped_column(JSONB)
+    shipments: Mapped[list] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    returns: Mapped[list] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    version: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OrderLine(Base):
+    """A line's counters as of its order's version."""
+
+    __tablename__ = "order_lines"
+    __table_args__ = (Index("ix_order_lines_sku", "sku"),)
+
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True)
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sku: Mapped[str | None] = mapped_column(String(255))
+    quantity: Mapped[int] = mapped_column(BigInteger)
+    reserved: Mapped[int] = mapped_column(BigInteger)
+    backordered: Mapped[int] = mapped_column(BigInteger)
+    exception: Mapped[int] = mapped_column(BigInteger)
+    shipped: Mapped[int] = mapped_column(BigInteger)
+    cancelled: Mapped[int] = mapped_column(BigInteger)
+    returned: Mapped[int] = mapped_column(BigInteger)
+    exception_reason: Mapped[str | None] = mapped_column(String(32))
+    pooled: Mapped[bool] = mapped_column(Boolean)
+
+
+class Shipment(Base):
+    __tablename__ = "shipments"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    event_id: Mapped[str] = mapped_column(String(32))
+    method: Mapped[str | None] = mapped_column(String(16))
+    carrier: Mapped[str | None] = mapped_column(String(128))
+    service: Mapped[str | None] = mapped_column(String(128))
+    tracking_number: Mapped[str | None] = mapped_column(String(128), index=True)
+    tracking_url: Mapped[str | None] = mapped_column(Text)
+    lines: Mapped[list] = mapped_column(JSONB)
+    doc: Mapped[dict] = mapped_column(JSONB)
+    shipped_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Return(Base):
+    __tablename__ = "returns"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    event_id: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(Text)
+    lines: Mapped[list] = mapped_column(JSONB)
+    returned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Receipt(Base):
+    __tablename__ = "receipts"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reference: Mapped[str | None] = mapped_column(String(128), unique=True)
+    event_id: Mapped[str] = mapped_column(String(32))
+    lines: Mapped[list] = mapped_column(JSONB)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Customer(Base):
+    """A customer record as the API wrote it (``doc``, with its profiles), and
+    the columns searched by name, email and phone."""
+
+    __tablename__ = "customers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), index=True)
+    email: Mapped[str | None] = mapped_column(String(255))
+    phone: Mapped[str | None] = mapped_column(String(64))
+    doc: Mapped[dict] = mapped_column(JSONB)
+    version: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CustomerProfile(Base):
+    """One of a customer's profiles (channel, terms, policy); from the doc."""
+
+    __tablename__ = "customer_profiles"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    payment_terms: Mapped[str | None] = mapped_column(String(16))
+    backorder_policy: Mapped[str | None] = mapped_column(String(24))
+    shopify_customer_id: Mapped[str | None] = mapped_column(String(32), index=True)
+
+
+class ApiKey(Base):
+    """An API key: role, owner and the hash of its secret (never the secret).
+    ``doc`` is None once revoked."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str | None] = mapped_column(String(16))
+    customer_id: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(255))
+    key_hash: Mapped[str | None] = mapped_column(String(128))
+    doc: Mapped[dict | None] = mapped_column(JSONB)
+    version: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Reservation(Base):
+    """Open units of order lines per SKU (a view over order_lines): what a
+    rebuild restores into the per-SKU reservation and waiting queues."""
+
+    __tablename__ = "reservations"
+    __table_args__ = {"info": {"is_view": True}}
+
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sku: Mapped[str] = mapped_column(String(255))
+    channel: Mapped[str] = mapped_column(String(16))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    reserved: Mapped[int] = mapped_column(BigInteger)
+    backordered: Mapped[int] = mapped_column(BigInteger)
+    exception: Mapped[int] = mapped_column(BigInteger)
+
+
+RESERVATIONS_VIEW = """
+CREATE VIEW reservations AS
+SELECT l.order_id, l.idx, l.sku, o.channel, o.seq, l.reserved, l.backordered, l.exception
+FROM order_lines l JOIN orders o ON o.id = l.order_id
+WHERE l.pooled AND (l.reserved + l.backordered + l.exception) > 0
+"""
+
+
+class IdempotencyRecord(Base):
+    """A stored outcome of an operation id, kept until ``expires_at``."""
+
+    __tablename__ = "idempotency_records"
+
+    op_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(128))
+    result: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class WebhookReceipt(Base):
+    """A Shopify delivery that was handled (dedupe survives a Redis rebuild)."""
+
+    __tablename__ = "webhook_receipts"
+
+    dedupe_key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[str | None] = mapped_column(String(64))
+    webhook_id: Mapped[str | None] = mapped_column(String(64))
+    shopify_order_id: Mapped[str | None] = mapped_column(String(32))
+    result: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AppliedEvent(Base):
+    """Outbox entries already written here: the worker's idempotency key."""
+
+    __tablename__ = "applied_events"
+
+    event_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    op_id: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    applied_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class DeadLetter(Base):
+    """An outbox entry that kept failing; kept until someone acts."""
+
+    __tablename__ = "dead_letters"
+
+    event_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    payload: Mapped[str] = mapped_column(Text)
+    error: Mapped[str] = mapped_column(Text)
+    failures: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class State(Base):
+    """Small facts about the store as a whole (e.g. the highest sequence)."""
+
+    __tablename__ = "state"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,284 @@
+"""Rebuild Redis from PostgreSQL when Redis came back without its state.
+
+Every script refuses ("not ready", API 503) while the epoch key is missing.
+The rebuild runs under a lock, writes everything the order path reads -
+API keys, customers, SKUs with their counters, open orders and orders changed
+within the retention, the per-SKU reservation and waiting queues, receipt
+references, idempotency and webhook records, the acceptance sequence above
+PostgreSQL's highest - marks every SKU dirty for channel sync, and writes the
+epoch last. This is the one writer of pool state besides the Lua scripts:
+nothing can change stock while the epoch is missing, so there is no race.
+
+What a lost Redis disk loses is what the outbox had not yet delivered: if the
+epoch alone is gone but the outbox still holds entries, they are drained into
+PostgreSQL first.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import msgspec
+from redis import Redis
+from sqlalchemy import Engine, select
+
+from engine.keys import Keys
+from persistence.models import ApiKey, Customer, IdempotencyRecord, Order, OrderLine, Receipt, Sku, WebhookReceipt
+
+log = logging.getLogger("onhand.rebuild")
+
+#: Lock on the rebuild, milliseconds (renewed while it runs).
+LOCK_TTL_MS = 60_000
+#: Commands per pipeline round trip.
+PIPELINE = 2000
+_encode = msgspec.json.Encoder()
+
+
+@dataclass
+class RebuildReport:
+    skus: int = 0
+    orders: int = 0
+    open_lines: int = 0
+    customers: int = 0
+    api_keys: int = 0
+    idempotency_records: int = 0
+    webhook_records: int = 0
+    drained_first: int = 0
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+
+class RebuildBusy(Exception):
+    """Raised when another process holds the rebuild lock."""
+
+
+def _ms(dt: datetime) -> int:
+    return int(dt.timestamp() * 1000)
+
+
+class Rebuilder:
+    def __init__(self, redis: Redis, engine: Engine, keys: Keys, *,
+                 closed_order_retention_ms: int = 24 * 3600 * 1000,
+                 progress: Callable[[str, int, int], None] | None = None):
+        self.redis = redis
+        self.engine = engine
+        self.keys = keys
+        self.retention_ms = closed_order_retention_ms
+        self.progress = progress or (lambda stage, done, total: None)
+        self.lock_key = f"{keys.prefix}:rebuild:lock"
+        self.token = uuid.uuid4().hex
+
+    def needed(self) -> bool:
+        return not self.redis.exists(self.keys.epoch)
+
+    def run(self, *, force: bool = False) -> RebuildReport:
+        """Rebuilds when the epoch is missing (or always, with force)."""
+        if not self.redis.set(self.lock_key, self.token, nx=True, px=LOCK_TTL_MS):
+            raise RebuildBusy("another process is rebuilding")
+        try:
+            if not force and not self.needed():
+                return RebuildReport()
+            return self._rebuild()
+        finally:
+            if self.redis.get(self.lock_key) == self.token.encode():
+                self.redis.delete(self.lock_key)
+
+    def _renew(self) -> None:
+        self.redis.pexpire(self.lock_key, LOCK_TTL_MS)
+
+    def _rebuild(self) -> RebuildReport:
+        started = time.monotonic()
+        report = RebuildReport()
+        self.redis.delete(self.keys.epoch)
+        report.drained_first = self._drain_leftover_outbox()
+        self._clear()
+        now_ms = int(time.time() * 1000)
+        with self.engine.connect() as conn:
+            self._records(conn, report, now_ms)
+            self._skus_and_orders(conn, report, now_ms)
+            self._idempotency(conn, report, now_ms)
+            self._receipts(conn)
+        from workers.outbox import ensure_group
+
+        ensure_group(self.redis, self.keys)
+        # the epoch last: scripts accept work only once everything is in place
+        self.redis.set(self.keys.epoch, f"{now_ms}-{uuid.uuid4().hex[:8]}")
+        report.seconds = time.monotonic() - started
+        log.info("rebuilt Redis from PostgreSQL in %.1f s: %s", report.seconds, report)
+        return report
+
+    def _drain_leftover_outbox(self) -> int:
+        if not self.redis.exists(self.keys.outbox) or not self.redis.xlen(self.keys.outbox):
+            return 0
+        from workers.outbox import Drainer
+
+        total = 0
+        drainer = Drainer(self.redis, self.engine, self.keys, slot=999,
+                          closed_order_retention_ms=self.retention_ms)
+        while self.redis.xlen(self.keys.outbox):
+            report = drainer.run_for(5.0)
+            if report.postgres_down:
+                raise RuntimeError("PostgreSQL is unreachable; cannot rebuild")
+            total += report.applied
+            self._renew()
+            self.progress("draining the outbox first", total, total + self.redis.xlen(self.keys.outbox))
+            if not report.got_slot:
+                time.sleep(0.5)
+        return total
+
+    def _clear(self) -> None:
+        """Removes what is left of the merchant's state (a half-finished rebuild)."""
+        keep = {self.lock_key.encode(), f"{self.keys.prefix}:stats".encode()}
+        batch = []
+        for key in self.redis.scan_iter(match=self.keys.pattern(), count=2000):
+            if key not in keep:
+                batch.append(key)
+            if len(batch) >= PIPELINE:
+                self.redis.unlink(*batch)
+                batch = []
+        if batch:
+            self.redis.unlink(*batch)
+
+    def _flush(self, pipe, count: list[int]) -> None:
+        count[0] += 1
+        if count[0] % PIPELINE == 0:
+            pipe.execute()
+            self._renew()
+
+    def _records(self, conn, report: RebuildReport, now_ms: int) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        n = [0]
+        for cid, doc, version in conn.execute(select(Customer.id, Customer.doc, Customer.version)):
+            pipe.hset(f"{self.keys.prefix}:d:customer:{cid}",
+                      mapping={"doc": _encode.encode(doc), "v": version})
+            report.customers += 1
+            self._flush(pipe, n)
+        for kid, doc, version in conn.execute(select(ApiKey.id, ApiKey.doc, ApiKey.version)):
+            if doc is None:
+                pipe.hset(f"{self.keys.prefix}:d:api_key:{kid}:gone", "v", version)
+            else:
+                pipe.hset(f"{self.keys.prefix}:d:api_key:{kid}", mapping={"doc": _encode.encode(doc), "v": version})
+                report.api_keys += 1
+            self._flush(pipe, n)
+        pipe.execute()
+
+    def _skus_and_orders(self, conn, report: RebuildReport, now_ms: int) -> None:
+        k = self.keys
+        cutoff = datetime.fromtimestamp((now_ms - self.retention_ms) / 1000, tz=UTC)
+        # open orders and orders changed within the retention
+        open_ids = select(OrderLine.order_id).where(
+            (OrderLine.reserved + OrderLine.backordered + OrderLine.exception) > 0)
+        orders = conn.execute(
+            select(Order).where(Order.id.in_(open_ids) | (Order.updated_at >= cutoff)).order_by(Order.seq)
+        ).all()
+        ids = [o.id for o in orders]
+        lines: dict[str, list] = defaultdict(list)
+        for i in range(0, len(ids), 5000):
+            for line in conn.execute(select(OrderLine).where(OrderLine.order_id.in_(ids[i:i + 5000]))
+                                     .order_by(OrderLine.order_id, OrderLine.idx)):
+                lines[line.order_id].append(line)
+        sums: dict[tuple[str, str], int] = defaultdict(int)
+        pipe = self.redis.pipeline(transaction=False)
+        n = [0]
+        max_seq = 0
+        for done, o in enumerate(orders, 1):
+            max_seq = max(max_seq, o.seq)
+            rows = []
+            open_units = 0
+            for line in lines[o.id]:
+                rows.append([line.sku or "", line.quantity, line.reserved, line.backordered, line.exception,
+                             line.shipped, line.cancelled, line.returned, line.exception_reason or "",
+                             1 if line.pooled else 0])
+                open_units += line.reserved + line.backordered + line.exception
+                if line.pooled:
+                    member = f"{o.id}#{line.idx}"
+                    ch = "w" if o.channel == "wholesale" else "d"
+                    if line.reserved:
+                        pipe.zadd(k.reservations(line.sku), {member: o.seq})
+                        sums[(line.sku, "r" + ch)] += line.reserved
+                        self._flush(pipe, n)
+                    if line.backordered + line.exception:
+                        key = k.waiting_wholesale(line.sku) if ch == "w" else k.waiting_dtc(line.sku)
+                        pipe.zadd(key, {member: o.seq})
+                        sums[(line.sku, "b" + ch)] += line.backordered
+                        sums[(line.sku, "ex")] += line.exception
+                        self._flush(pipe, n)
+                    if line.reserved + line.backordered + line.exception:
+                        report.open_lines += 1
+            pipe.hset(k.order(o.id), mapping={
+                "d": _encode.encode(o.header), "n": o.seq, "c": o.channel, "p": o.backorder_policy,
+                "L": _encode.encode(rows), "S": _encode.encode(o.shipments or []),
+                "R": _encode.encode(o.returns or []), "v": o.version, "u": _ms(o.updated_at),
+            })
+            if open_units == 0:
+                left = self.retention_ms - (now_ms - _ms(o.updated_at))
+                pipe.pexpire(k.order(o.id), max(left, 1000))
+            report.orders += 1
+            self._flush(pipe, n)
+            if done % 10_000 == 0:
+                self.progress("orders", done, len(orders))
+        pipe.execute()
+        self.progress("orders", len(orders), len(orders))
+
+        from persistence.apply import highest_sequence
+
+        max_seq = max(max_seq, highest_sequence(conn))
+        self.redis.set(k.seq, max_seq)
+
+        skus = conn.execute(select(Sku)).all()
+        for done, sku in enumerate(skus, 1):
+            counters = {
+                "rd": sums[(sku.sku, "rd")], "rw": sums[(sku.sku, "rw")],
+                "bd": sums[(sku.sku, "bd")], "bw": sums[(sku.sku, "bw")], "ex": sums[(sku.sku, "ex")],
+            }
+            stored = {"rd": sku.reserved_dtc, "rw": sku.reserved_wholesale, "bd": sku.backordered_dtc,
+                      "bw": sku.backordered_wholesale, "ex": sku.exception}
+            if counters != stored:
+                report.warnings.append(f"SKU {sku.sku}: stored counters {stored} differ from its open "
+                                       f"lines {counters}; using the lines")
+            if sku.on_hand < counters["rd"] + counters["rw"]:
+                report.warnings.append(f"SKU {sku.sku}: on hand {sku.on_hand} below reserved")
+            pipe.hset(k.sku(sku.sku), mapping={
+                "oh": sku.on_hand, **counters, "fence": sku.dtc_reserve, "v": sku.version,
+                "m": _encode.encode(sku.details or {}),
+            })
+            created = sku.created_at or sku.updated_at
+            pipe.zadd(k.skus, {sku.sku: _ms(created) if created else 0})
+            pipe.sadd(k.dirty, sku.sku)
+            report.skus += 1
+            self._flush(pipe, n)
+            if done % 10_000 == 0:
+                self.progress("skus", done, len(skus))
+        pipe.execute()
+        self.progress("skus", len(skus), len(skus))
+
+    def _idempotency(self, conn, report: RebuildReport, now_ms: int) -> None:
+        now = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
+        pipe = self.redis.pipeline(transaction=False)
+        n = [0]
+        rows = conn.execute(select(IdempotencyRecord).where(IdempotencyRecord.expires_at > now))
+        for rec in rows:
+            key = self.keys.idempotency(rec.op_id)
+            pipe.hset(key, mapping={"f": rec.fingerprint, "r": rec.result})
+            pipe.pexpire(key, max(1, _ms(rec.expires_at) - now_ms))
+            report.idempotency_records += 1
+            self._flush(pipe, n)
+        hooks = conn.execute(select(WebhookReceipt).where(WebhookReceipt.expires_at > now))
+        for hook in hooks:
+            key = f"{self.keys.prefix}:wh:{hook.dedupe_key}"
+            pipe.set(key, hook.result or "{}", px=max(1, _ms(hook.expires_at) - now_ms))
+            report.webhook_records += 1
+            self._flush(pipe, n)
+        pipe.execute()
+
+    def _receipts(self, conn) -> None:
+        refs = conn.execute(select(Receipt.reference, Receipt.id).where(Receipt.reference.is_not(None))).all()
+        for i in range(0, len(refs), PIPELINE):
+            chunk = refs[i:i + PIPELINE]
+            self.redis.hset(self.keys.receipt_refs, mapping={ref: rid for ref, rid in chunk})

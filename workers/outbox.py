@@ -1,0 +1,282 @@
+"""Drains the engine's outbox stream into PostgreSQL.
+
+A drainer owns one *slot* (a Redis lock with an expiry) and reads the stream
+through a consumer group as consumer ``drain-<slot>``. Because only the slot's
+holder uses that consumer name, a drainer that takes over a slot after a
+crash first re-reads the entries its predecessor had read but not
+acknowledged (its pending list), then new ones. Entries pending on consumers
+that no longer hold a slot are claimed after CLAIM_IDLE_MS.
+
+Per batch: one PostgreSQL transaction (persistence.apply, idempotent), then
+XACK + XDEL, then mark_synced.lua for the orders written. A crash anywhere in
+between at worst applies the batch again, which changes nothing.
+
+Failures: a connection failure to PostgreSQL is retried without limit (the
+entries stay pending; orders keep flowing into the outbox). Any other failure
+is isolated to its entry by applying the batch's entries one by one; an entry
+that has failed MAX_FAILURES times goes to the dead_letters table, is removed
+from the stream and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import msgspec
+from redis import Redis
+from redis import exceptions as redis_errors
+from sqlalchemy import Engine
+from sqlalchemy import exc as sa_errors
+from sqlalchemy.dialects.postgresql import insert
+
+from engine import scripts
+from engine.keys import Keys
+from persistence.apply import OutboxEntry, apply_batch
+from persistence.models import DeadLetter
+
+log = logging.getLogger("onhand.outbox")
+
+#: Consumer group of the drainers.
+GROUP = "pg"
+#: Entries per batch (one transaction).
+BATCH = 500
+#: Failures of one entry (with PostgreSQL reachable) before it is dead-lettered.
+MAX_FAILURES = 5
+#: A slot lock lives this long unless renewed, milliseconds.
+SLOT_TTL_MS = 10_000
+#: Entries pending this long on a consumer that holds no slot are claimed, milliseconds.
+CLAIM_IDLE_MS = 30_000
+#: How long one XREADGROUP waits for new entries, milliseconds.
+BLOCK_MS = 200
+
+
+def ensure_group(redis: Redis, keys: Keys) -> None:
+    try:
+        redis.xgroup_create(keys.outbox, GROUP, id="0", mkstream=True)
+    except redis_errors.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def stats_key(keys: Keys) -> str:
+    return f"{keys.prefix}:stats"
+
+
+@dataclass
+class DrainReport:
+    applied: int = 0
+    acked: int = 0
+    redelivered: int = 0
+    dead_lettered: int = 0
+    postgres_down: bool = False
+    #: False when another drainer held the slot (nothing was done).
+    got_slot: bool = False
+    errors: list[str] = field(default_factory=list)
+
+
+class PostgresUnavailable(Exception):
+    """Raised when PostgreSQL cannot be reached; the entries stay pending."""
+
+
+class Drainer:
+    def __init__(self, redis: Redis, engine: Engine, keys: Keys, *, slot: int,
+                 closed_order_retention_ms: int = 24 * 3600 * 1000, batch: int = BATCH):
+        self.redis = redis
+        self.engine = engine
+        self.keys = keys
+        self.slot = slot
+        self.consumer = f"drain-{slot}"
+        self.retention_ms = closed_order_retention_ms
+        self.batch = batch
+        self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._mark_synced = redis.register_script(scripts.load("mark_synced").source)
+
+    # ------------------------------------------------------------ slot
+
+    @property
+    def slot_key(self) -> str:
+        return f"{self.keys.prefix}:drain:slot:{self.slot}"
+
+    def acquire(self) -> bool:
+        return bool(self.redis.set(self.slot_key, self.token, nx=True, px=SLOT_TTL_MS))
+
+    def renew(self) -> bool:
+        """Extends the lock if still ours (compare-and-extend in one step)."""
+        script = (
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+            "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end"
+        )
+        return bool(self.redis.eval(script, 1, self.slot_key, self.token, SLOT_TTL_MS))
+
+    def release(self) -> None:
+        script = (
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+            "return redis.call('DEL', KEYS[1]) else return 0 end"
+        )
+        self.redis.eval(script, 1, self.slot_key, self.token)
+
+    # ------------------------------------------------------------ draining
+
+    def run_for(self, seconds: float) -> DrainReport:
+        """Holds the slot and drains for up to ``seconds``; returns a report.
+        Returns at once when the slot is held by someone else."""
+        report = DrainReport()
+        if not self.acquire():
+            return report
+        report.got_slot = True
+        ensure_group(self.redis, self.keys)
+        deadline = time.monotonic() + seconds
+        try:
+            # first what this consumer had read but not acknowledged (a crash)
+            self._drain(report, pending=True, deadline=deadline)
+            self._claim_orphans(report)
+            while time.monotonic() < deadline and self.renew():
+                self._drain(report, pending=False, deadline=deadline)
+        except PostgresUnavailable:
+            report.postgres_down = True
+        finally:
+            self.release()
+        return report
+
+    def _drain(self, report: DrainReport, *, pending: bool, deadline: float) -> int:
+        """Reads and applies batches; returns how many entries it handled."""
+        handled = 0
+        while time.monotonic() < deadline:
+            start = "0" if pending else ">"
+            got = self.redis.xreadgroup(GROUP, self.consumer, {self.keys.outbox: start},
+                                        count=self.batch, block=None if pending else BLOCK_MS)
+            entries = got[0][1] if got else []
+            # an entry deleted while pending comes back without fields: settle it
+            gone = [eid for eid, f in entries if not f]
+            if gone:
+                self._ack(gone, report)
+            entries = [(eid, f) for eid, f in entries if f]
+            if pending:
+                report.redelivered += len(entries)
+                if entries:
+                    self.redis.hincrby(stats_key(self.keys), "redelivered", len(entries))
+            if not entries:
+                return handled
+            self._handle(entries, report)
+            handled += len(entries)
+            if not pending and len(entries) < self.batch:
+                return handled
+        return handled
+
+    def _claim_orphans(self, report: DrainReport) -> None:
+        """Claims entries left pending by consumers that no longer drain
+        (e.g. after the number of slots shrank)."""
+        start = "0-0"
+        while True:
+            next_start, claimed, _deleted = self.redis.xautoclaim(
+                self.keys.outbox, GROUP, self.consumer, CLAIM_IDLE_MS, start, count=self.batch)
+            claimed = [(eid, f) for eid, f in claimed if f]
+            if claimed:
+                report.redelivered += len(claimed)
+                self.redis.hincrby(stats_key(self.keys), "redelivered", len(claimed))
+                self._handle(claimed, report)
+            start = next_start.decode() if isinstance(next_start, bytes) else next_start
+            if start == "0-0":
+                return
+
+    def _handle(self, raw: list, report: DrainReport) -> None:
+        entries, unreadable = [], []
+        for eid, fields in raw:
+            try:
+                entries.append(OutboxEntry.from_stream(eid, fields))
+            except Exception as exc:  # noqa: BLE001 - a corrupt entry is dead-lettered
+                unreadable.append((eid, fields, repr(exc)))
+        for eid, fields, error in unreadable:
+            self._dead_letter(eid.decode() if isinstance(eid, bytes) else eid,
+                              repr(fields), error, MAX_FAILURES, report)
+        try:
+            applied = self._apply(entries)
+            report.applied += applied
+            self._ack([e.id for e in entries], report)
+            self._synced(entries)
+        except PostgresUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - isolate the failing entry
+            log.warning("outbox batch failed (%s); applying entries one by one", exc)
+            for entry in entries:
+                self._handle_one(entry, report)
+
+    def _handle_one(self, entry: OutboxEntry, report: DrainReport) -> None:
+        try:
+            report.applied += self._apply([entry])
+            self._ack([entry.id], report)
+            self._synced([entry])
+        except PostgresUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            fails = self.redis.hincrby(f"{self.keys.prefix}:outbox:fails", entry.id, 1)
+            report.errors.append(f"{entry.id}: {exc!r}")
+            log.error("outbox entry %s failed (%d of %d): %r", entry.id, fails, MAX_FAILURES, exc)
+            if fails >= MAX_FAILURES:
+                self._dead_letter(entry.id, msgspec.json.encode(entry.event).decode(),
+                                  repr(exc), fails, report)
+
+    def _apply(self, entries: list[OutboxEntry]) -> int:
+        try:
+            with self.engine.begin() as conn:
+                return apply_batch(conn, entries)
+        except (sa_errors.OperationalError, sa_errors.InterfaceError) as exc:
+            if _is_connection_error(exc):
+                raise PostgresUnavailable(str(exc)) from exc
+            raise
+
+    def _ack(self, ids: list[str], report: DrainReport) -> None:
+        if not ids:
+            return
+        # one MULTI: an entry acknowledged but not deleted would stay forever
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xack(self.keys.outbox, GROUP, *ids)
+            pipe.xdel(self.keys.outbox, *ids)
+            pipe.hdel(f"{self.keys.prefix}:outbox:fails", *ids)
+            pipe.hincrby(stats_key(self.keys), "applied", len(ids))
+            pipe.execute()
+        report.acked += len(ids)
+
+    def _synced(self, entries: list[OutboxEntry]) -> None:
+        newest: dict[str, int] = {}
+        for e in entries:
+            for o in e.event.get("orders") or []:
+                newest[o["id"]] = max(newest.get(o["id"], 0), int(o["v"]))
+        if not newest:
+            return
+        args: list = [self.retention_ms]
+        for oid, v in newest.items():
+            args += [oid, v]
+        self._mark_synced(keys=[self.keys.prefix], args=args)
+
+    def _dead_letter(self, eid: str, payload: str, error: str, failures: int,
+                     report: DrainReport) -> None:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(DeadLetter).values(
+                    event_id=eid, payload=payload, error=error[:4000], failures=failures,
+                ).on_conflict_do_nothing())
+        except (sa_errors.OperationalError, sa_errors.InterfaceError) as exc:
+            if _is_connection_error(exc):
+                raise PostgresUnavailable(str(exc)) from exc
+            raise
+        self._ack([eid], report)
+        self.redis.hincrby(stats_key(self.keys), "dead_letters", 1)
+        report.dead_lettered += 1
+        log.error("ALARM outbox entry %s moved to dead_letters after %d failures: %s",
+                  eid, failures, error)
+
+
+def _is_connection_error(exc: Exception) -> bool:
+    import psycopg
+
+    orig = getattr(exc, "orig", None)
+    if isinstance(orig, psycopg.OperationalError | psycopg.InterfaceError):
+        return True
+    text = str(exc).lower()
+    return any(s in text for s in ("connection", "server closed", "could not connect", "timeout"))

@@ -1,0 +1,197 @@
+"""The worker process: a Dramatiq worker with onhand's actors and a watchdog.
+
+Nothing happens at import. :func:`build` makes the broker and registers the
+actors on it; :class:`WorkerProcess` runs them (``onhand worker``, and the
+worker processes ``onhand serve`` starts).
+
+Actors:
+- ``drain_outbox(slot)``: holds drain slot ``slot`` for a slice of time and
+  carries outbox entries to PostgreSQL (workers/outbox.py), then sends itself
+  again, so each slot is drained continuously by one holder at a time.
+- ``fill_waiting(sku)``: finishes a fill that stopped at the fill limit.
+
+The watchdog thread (one per process) sends ``drain_outbox`` for every slot
+nobody holds (a worker died or a message was lost), re-queues unfinished
+fills, and raises the outbox memory alarm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from redis import Redis
+
+from engine.keys import Keys
+from onhand.settings import Settings
+from workers.outbox import Drainer, stats_key
+
+log = logging.getLogger("onhand.workers")
+
+#: Drain slots: at most this many drainers write to PostgreSQL at once.
+DRAIN_SLOTS = 2
+#: How long one drain_outbox message drains before handing over, seconds.
+DRAIN_SLICE_S = 5.0
+#: Back-off before trying PostgreSQL again after a connection failure, milliseconds.
+POSTGRES_RETRY_MS = 1000
+#: How often the watchdog looks, seconds.
+WATCHDOG_PERIOD_S = 1.0
+
+
+@dataclass
+class Context:
+    """Connections one worker process shares between its actor threads."""
+
+    settings: Settings
+    redis: Redis
+    keys: Keys
+    engine: Any  # sqlalchemy.Engine, created on first use
+
+    @classmethod
+    def create(cls, settings: Settings) -> "Context":
+        from persistence.db import make_engine
+
+        redis = Redis.from_url(settings.redis_url, health_check_interval=30)
+        return cls(settings, redis, Keys(settings.merchant), make_engine(settings.database_url))
+
+
+def make_broker(settings: Settings, *, heartbeat_timeout_ms: int = 60_000,
+                maintenance_chance: int = 1000) -> RedisBroker:
+    return RedisBroker(
+        url=settings.redis_url,
+        namespace=f"onhand-{settings.merchant}",
+        heartbeat_timeout=heartbeat_timeout_ms,
+        maintenance_chance=maintenance_chance,
+    )
+
+
+@dataclass
+class Actors:
+    broker: RedisBroker
+    drain_outbox: dramatiq.Actor
+    fill_waiting: dramatiq.Actor
+
+
+def build(settings: Settings, broker: RedisBroker, context: Context) -> Actors:
+    """Registers onhand's actors on ``broker``."""
+
+    def drain_outbox(slot: int) -> None:
+        drainer = Drainer(context.redis, context.engine, context.keys, slot=slot,
+                          closed_order_retention_ms=settings.closed_order_retention_s * 1000)
+        report = drainer.run_for(DRAIN_SLICE_S)
+        if report.postgres_down:
+            log.warning("PostgreSQL unreachable; outbox entries stay pending, retrying")
+        if report.got_slot:  # keep the slot drained; a duplicate message just ends
+            actors.drain_outbox.send_with_options(
+                args=(slot,), delay=POSTGRES_RETRY_MS if report.postgres_down else None)
+
+    def fill_waiting(sku: str) -> None:
+        asyncio.run(_fill(context.settings, sku))
+
+    actors = Actors(
+        broker=broker,
+        drain_outbox=dramatiq.actor(drain_outbox, broker=broker, queue_name="outbox",
+                                    max_retries=0, time_limit=120_000),
+        fill_waiting=dramatiq.actor(fill_waiting, broker=broker, queue_name="default",
+                                    max_retries=20),
+    )
+    return actors
+
+
+async def _fill(settings: Settings, sku: str) -> None:
+    from redis.asyncio import Redis as AsyncRedis
+
+    from engine.commands import Op
+    from engine.store import Store
+
+    redis = AsyncRedis.from_url(settings.redis_url)
+    try:
+        store = Store(redis, settings.merchant, fill_limit=settings.fill_limit)
+        await store.start()
+        op = Op(op_id=f"fill-{uuid.uuid4().hex}", now_ms=int(time.time() * 1000), actor="system")
+        await store.drain_fills([sku], op)
+    finally:
+        await redis.aclose()
+
+
+class Watchdog(threading.Thread):
+    def __init__(self, context: Context, actors: Actors, stop: threading.Event):
+        super().__init__(name="onhand-watchdog", daemon=True)
+        self.context = context
+        self.actors = actors
+        self.stop_event = stop
+        self.alarm = False
+
+    def run(self) -> None:
+        while not self.stop_event.wait(WATCHDOG_PERIOD_S):
+            try:
+                self.tick()
+            except Exception as exc:  # noqa: BLE001 - the watchdog must keep watching
+                log.warning("watchdog: %r", exc)
+
+    def tick(self) -> None:
+        redis, keys = self.context.redis, self.context.keys
+        for slot in range(DRAIN_SLOTS):
+            if not redis.exists(f"{keys.prefix}:drain:slot:{slot}"):
+                self.actors.drain_outbox.send(slot)
+        for sku in redis.srandmember(keys.fill_queue, 20) or []:
+            self.actors.fill_waiting.send(sku.decode())
+        self.check_outbox_memory()
+
+    def check_outbox_memory(self) -> None:
+        redis, keys = self.context.redis, self.context.keys
+        used = redis.memory_usage(keys.outbox, samples=5) or 0
+        budget = self.context.settings.outbox_budget_bytes
+        over = used > budget // 2
+        redis.hset(stats_key(keys), mapping={"outbox_bytes": used, "outbox_alarm": int(over)})
+        if over and not self.alarm:
+            log.error("ALARM outbox uses %d bytes, over half of its budget of %d bytes: "
+                      "PostgreSQL is not keeping up or is down", used, budget)
+        self.alarm = over
+
+
+class WorkerProcess:
+    """One worker process: Dramatiq worker threads plus the watchdog."""
+
+    def __init__(self, settings: Settings, *, threads: int = 4, heartbeat_timeout_ms: int = 60_000,
+                 maintenance_chance: int = 1000):
+        self.settings = settings
+        self.context = Context.create(settings)
+        self.broker = make_broker(settings, heartbeat_timeout_ms=heartbeat_timeout_ms,
+                                  maintenance_chance=maintenance_chance)
+        self.actors = build(settings, self.broker, self.context)
+        self.threads = threads
+        self.stop_event = threading.Event()
+
+    def start(self) -> None:
+        self.worker = dramatiq.Worker(self.broker, worker_threads=self.threads)
+        self.worker.start()
+        self.watchdog = Watchdog(self.context, self.actors, self.stop_event)
+        self.watchdog.start()
+        log.info("worker running (%d threads)", self.threads)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.worker.stop(timeout=10_000)
+        self.watchdog.join(5)
+        self.broker.close()
+        self.context.engine.dispose()
+        self.context.redis.close()
+
+    def run(self) -> None:
+        """Runs until SIGTERM or SIGINT."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop_event.set())
+        self.start()
+        try:
+            self.stop_event.wait()
+        finally:
+            self.stop()
