@@ -37,7 +37,7 @@ class OrderReader:
 
     async def list(self, f: OrderFilter, *, limit: int, offset: int) -> tuple[list[Order], int]:
         redis, keys = self.store.redis, self.store.keys
-        unsynced = [m.decode() for m in await redis.zrange(keys.unsynced, 0, -1)]
+        unsynced = sorted(m.decode() for m in await redis.smembers(keys.unsynced))
         recent: list[Order] = []
         if unsynced:
             async with redis.pipeline(transaction=False) as pipe:

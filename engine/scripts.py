@@ -1,23 +1,28 @@
-"""The Lua scripts: read from the ``lua`` package, assembled, and described.
+"""The Lua scripts: read from the ``lua`` package and assembled into one Redis
+Function library.
 
-Each stock script is sent to Redis as ``#!lua`` + ``lib.lua`` + its body, so
-the shared helpers stay in one file while every call remains one atomic
-EVALSHA. The shebang matters: over ``maxmemory`` Redis refuses such a script
-before it runs instead of failing it half-way (it cannot roll back).
-Nothing here touches Redis; :mod:`engine.store` registers the scripts.
+Each operation keeps its own file (with its header: KEYS, ARGV, returns, keys
+written, invariant); the library is ``lib.lua`` followed by every operation
+registered as a function ``onhand_<name>`` (FCALL). Loading it once (FUNCTION
+LOAD) defines the shared helpers once, instead of on every call as a
+prepended EVAL script would. Functions without the ``allow-oom`` flag are
+refused over ``maxmemory`` before they run, instead of failing half-way (Redis
+cannot roll back). Nothing here touches Redis; :mod:`engine.store` loads it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-#: Scripts that do not use lib.lua's common ARGV.
+LIBRARY = "onhand"
+#: Operations that do not use lib.lua's common ARGV (no init()).
 STANDALONE = frozenset({"idem_begin", "mark_synced", "order_load"})
-#: Every script the store registers.
+#: Functions that only remove or expire data: allowed over maxmemory.
+ALLOW_OOM = frozenset({"mark_synced"})
+#: Every operation in the library.
 NAMES = (
     "reserve",
     "cancel",
@@ -34,31 +39,35 @@ NAMES = (
 )
 
 
-@dataclass(frozen=True)
-class Script:
-    name: str
-    source: str
-
-    @property
-    def sha(self) -> str:
-        return hashlib.sha1(self.source.encode()).hexdigest()
+def function_name(name: str) -> str:
+    return f"{LIBRARY}_{name}"
 
 
 def _read(name: str) -> str:
     return resources.files("lua").joinpath(f"{name}.lua").read_text(encoding="utf-8")
 
 
-@cache
-def load(name: str) -> Script:
-    body = _read(name)
-    if name in STANDALONE:
-        return Script(name, "#!lua\n" + body)
-    return Script(name, "#!lua\n" + _read("lib") + "\n" + body)
-
-
 def body(name: str) -> str:
-    """The script's own file (without lib.lua), for header checks."""
+    """The operation's own file, for header checks."""
     return _read(name)
+
+
+@cache
+def library() -> str:
+    """The library's source: lib.lua, then each operation as a function."""
+    parts = [f"#!lua name={LIBRARY}\n", _read("lib"), "\n"]
+    for name in NAMES:
+        flags = "{'allow-oom'}" if name in ALLOW_OOM else "{}"
+        start = "" if name in STANDALONE else "init(KEYS, ARGV)\n"
+        parts.append(
+            f"redis.register_function{{function_name = '{function_name(name)}', flags = {flags},\n"
+            f"  callback = function(KEYS, ARGV)\n{start}{_read(name)}\nend}}\n"
+        )
+    return "".join(parts)
+
+
+def library_version() -> str:
+    return hashlib.sha1(library().encode()).hexdigest()[:12]
 
 
 _WORD = re.compile(r"^[a-z_]+$")

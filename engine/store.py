@@ -1,9 +1,9 @@
-"""The engine's one door to Redis: it registers the Lua scripts, runs them, and
-turns their result codes into domain errors.
+"""The engine's one door to Redis: it loads the Lua function library, calls
+its functions, and turns their result codes into domain errors.
 
-Nothing connects or loads at import: :meth:`Store.start` registers the scripts
-(call it from a lifespan). Every state change is one script call; reads here
-are plain hash reads of what the scripts wrote.
+Nothing connects or loads at import: :meth:`Store.start` loads the library
+(call it from a lifespan). Every state change is one function call (FCALL);
+reads here are plain hash reads of what the functions wrote.
 """
 
 from __future__ import annotations
@@ -119,26 +119,27 @@ class Store:
         self.fill_limit = fill_limit
         self.wait_replicas = wait_replicas
         self.wait_timeout_ms = wait_timeout_ms
-        self._shas: dict[str, str] = {}
+        self._loaded = False
 
     async def start(self) -> None:
-        """Registers every script (SCRIPT LOAD). Call once, from a lifespan."""
-        for name in scripts.NAMES:
-            await self._register(name)
+        """Loads the function library (FUNCTION LOAD REPLACE). Call once, from a lifespan."""
+        await self._load()
 
-    async def _register(self, name: str) -> str:
-        script = scripts.load(name)
-        sha = await self.redis.script_load(script.source)
-        self._shas[name] = sha if isinstance(sha, str) else sha.decode()
-        return self._shas[name]
+    async def _load(self) -> None:
+        await self.redis.execute_command("FUNCTION", "LOAD", "REPLACE", scripts.library())
+        self._loaded = True
 
     async def _eval(self, name: str, argv: list[Any]) -> tuple[dict[str, Any], bool, str]:
-        sha = self._shas.get(name) or await self._register(name)
+        fn = scripts.function_name(name)
         try:
-            raw = await self._evalsha(sha, argv)
-        except redis_errors.NoScriptError:
-            # Redis restarted or flushed its script cache: register again.
-            raw = await self._evalsha(await self._register(name), argv)
+            try:
+                raw = await self._fcall(fn, argv)
+            except redis_errors.ResponseError as exc:
+                if "function not found" not in str(exc).lower():
+                    raise
+                # a new or emptied Redis: load the library again
+                await self._load()
+                raw = await self._fcall(fn, argv)
         except redis_errors.ResponseError as exc:
             if str(exc).startswith("OOM"):
                 raise NotReady("Redis is out of memory: the outbox is not draining") from exc
@@ -150,12 +151,12 @@ class Store:
             event_id = event_id.decode()
         return _decode.decode(body), bool(replayed), event_id
 
-    async def _evalsha(self, sha: str, argv: list[Any]) -> Any:
+    async def _fcall(self, fn: str, argv: list[Any]) -> Any:
         if not self.wait_replicas:
-            return await self.redis.evalsha(sha, 1, self.keys.prefix, *argv)
+            return await self.redis.fcall(fn, 1, self.keys.prefix, *argv)
         # WAIT applies to the connection that wrote: send both on one pipeline.
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.evalsha(sha, 1, self.keys.prefix, *argv)
+            pipe.fcall(fn, 1, self.keys.prefix, *argv)
             pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
             raw, acked = await pipe.execute()
         if int(acked) < self.wait_replicas:
@@ -236,12 +237,10 @@ class Store:
         return bool(await self.redis.exists(self.keys.epoch))
 
     async def scripts_loaded(self) -> bool:
-        """True when Redis still has every script (a restart empties its cache;
-        the next call would load them again anyway)."""
-        shas = list(self._shas.values())
-        if len(shas) < len(scripts.NAMES):
-            return False
-        return all(await self.redis.script_exists(*shas))
+        """True when Redis has the function library (a new Redis has none; the
+        next call would load it again anyway)."""
+        libs = await self.redis.execute_command("FUNCTION", "LIST", "LIBRARYNAME", scripts.LIBRARY)
+        return bool(libs)
 
     async def inventory(self, skus: list[str]) -> list[Inventory | None]:
         async with self.redis.pipeline(transaction=False) as pipe:

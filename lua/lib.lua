@@ -1,11 +1,17 @@
 -- lib.lua: the helpers every onhand stock script shares.
 --
--- Not a script on its own: engine/scripts.py prepends this file to each
--- script body (after the `#!lua` shebang) when it loads them, so every script
--- is still one atomic EVALSHA. Because Redis cannot roll back, the helpers are
--- split in two phases: everything named check_* / load_* only reads; the
--- writes happen in commit() (and the fill/take-back helpers, which scripts call
--- only after every check has passed).
+-- Not a script on its own: engine/scripts.py builds one Redis Function
+-- library ("onhand") from this file followed by every operation's file, each
+-- registered as a function (FCALL onhand_<name>), so every operation is still
+-- one atomic call, and the helpers are defined once when the library loads
+-- instead of on every call. The per-call state below is module-level and
+-- reset by init() at the start of each call: Redis runs one function at a
+-- time, to completion, so calls never share it.
+--
+-- Because Redis cannot roll back, the helpers are split in two phases:
+-- everything named check_* / load_* only reads; the writes happen in commit()
+-- (and the fill/take-back helpers, which scripts call only after every check
+-- has passed).
 --
 -- Common KEYS (every script):
 --   KEYS[1]  merchant prefix, e.g. "{m:default}" (hash-tagged: every key below
@@ -33,7 +39,7 @@
 --   P:outbox         stream  one entry per accepted operation, field e = JSON
 --   P:dirty          set     SKUs to push to sales channels
 --   P:fillq          set     SKUs whose fill stopped at the fill limit
---   P:unsynced       zset    orders whose newest version is not yet in PostgreSQL
+--   P:unsynced       set     orders whose newest version is not yet in PostgreSQL
 --
 -- Line layout inside P:o:<order> field L (a JSON array of arrays):
 --   [sku, quantity, reserved, backordered, exception, shipped, cancelled,
@@ -42,14 +48,24 @@
 --   pooled = 1 when the line draws on the SKU's counters (0: unknown/missing
 --   SKU or a test order; its units never touch a counter and never fill).
 
-local P = KEYS[1]
-local OP_ID = ARGV[1]
-local FP = ARGV[2]
-local IDEM_TTL_MS = tonumber(ARGV[3])
-local NOW_MS = tonumber(ARGV[4])
-local ACTOR = ARGV[5]
-local CMD_JSON = ARGV[6]
-local FILL_LIMIT = tonumber(ARGV[7])
+-- per-call state, reset by init()
+local P, OP_ID, FP, IDEM_TTL_MS, NOW_MS, ACTOR, CMD_JSON, FILL_LIMIT
+local SKUS         -- sku -> counters table (loaded once per call)
+local SKU_ORDER    -- skus in first-touch order (deterministic events)
+local ORDERS       -- order id -> order table (loaded once per call)
+local ORDER_ORDER
+local LEDGER       -- movements: {sku, order, reason, doh, drd, drw, dbd, dbw, dex, units}
+local FILLS        -- {sku, order, line index (0-based), units}
+local MORE         -- skus whose fill stopped at the limit
+
+local function init(KEYS, ARGV)
+  P = KEYS[1]
+  OP_ID, FP = ARGV[1], ARGV[2]
+  IDEM_TTL_MS, NOW_MS = tonumber(ARGV[3]), tonumber(ARGV[4])
+  ACTOR, CMD_JSON, FILL_LIMIT = ARGV[5], ARGV[6], tonumber(ARGV[7])
+  SKUS, SKU_ORDER, ORDERS, ORDER_ORDER = {}, {}, {}, {}
+  LEDGER, FILLS, MORE = {}, {}, {}
+end
 
 -- line field indexes
 local L_SKU, L_QTY, L_RES, L_BO, L_EXC, L_SHIP, L_CANC, L_RET, L_WHY, L_POOL =
@@ -138,13 +154,6 @@ end
 
 -- ---------------------------------------------------------------- state
 
-local SKUS = {}        -- sku -> counters table (loaded once per call)
-local SKU_ORDER = {}   -- skus in first-touch order (deterministic events)
-local ORDERS = {}      -- order id -> order table (loaded once per call)
-local ORDER_ORDER = {}
-local LEDGER = {}      -- movements: {sku, order, reason, doh, drd, drw, dbd, dbw, dex, units}
-local FILLS = {}       -- {sku, order, line index (0-based), units}
-local MORE = {}        -- skus whose fill stopped at the limit
 
 -- Loads a SKU's counters, or nil when the SKU does not exist.
 local function load_sku(sku)
@@ -156,6 +165,7 @@ local function load_sku(sku)
   s = {sku = sku, oh = tonumber(v[1]), rd = tonumber(v[2]), rw = tonumber(v[3]),
        bd = tonumber(v[4]), bw = tonumber(v[5]), ex = tonumber(v[6]),
        fence = tonumber(v[7]), v = tonumber(v[8]), fc = v[9] and true or false,
+       fc0 = v[9] and true or false,
        m = v[10] or '{}', touched = false}
   SKUS[sku] = s
   SKU_ORDER[#SKU_ORDER + 1] = sku
@@ -164,7 +174,7 @@ end
 
 local function new_sku(sku)
   local s = {sku = sku, oh = 0, rd = 0, rw = 0, bd = 0, bw = 0, ex = 0, fence = 0,
-             v = 0, fc = false, m = '{}', touched = true, created = true}
+             v = 0, fc = false, fc0 = false, m = '{}', touched = true, created = true}
   SKUS[sku] = s
   SKU_ORDER[#SKU_ORDER + 1] = sku
   return s
@@ -200,6 +210,7 @@ local function load_order(oid)
   o.n = tonumber(o.n)
   o.v = tonumber(o.v)
   o.touched = false
+  o.loaded = true
   ORDERS[oid] = o
   ORDER_ORDER[#ORDER_ORDER + 1] = oid
   return o
@@ -353,14 +364,25 @@ end
 
 -- ---------------------------------------------------------------- commit
 
-local function order_snapshot(o)
-  return {id = o.id, d = o.d, n = o.n, c = o.c, p = o.p, L = o.L,
-          S = o.S, R = o.R, v = o.v, u = o.u}
+-- An order snapshot as JSON text: the hash's fields, with L, d, S and R
+-- spliced in as the JSON they are stored as (never re-encoded: ids are
+-- checked to be [A-Za-z0-9_-], channel and policy come from fixed sets, and
+-- d, S and R are JSON written by the scripts or checked on the way in).
+local function order_snapshot_json(o)
+  return '{"id":"' .. o.id .. '","n":' .. o.n .. ',"c":"' .. o.c .. '","p":"' .. o.p
+    .. '","v":' .. o.v .. ',"u":' .. o.u .. ',"L":' .. (o.Ljson or cjson.encode(o.L))
+    .. ',"d":' .. o.d .. ',"S":' .. o.S .. ',"R":' .. o.R .. '}'
 end
 
 local function sku_snapshot(s)
   return {sku = s.sku, oh = s.oh, rd = s.rd, rw = s.rw, bd = s.bd, bw = s.bw,
           ex = s.ex, fence = s.fence, v = s.v, m = s.m}
+end
+
+-- Adds `"key":<raw JSON>` to an encoded JSON object (encoding big values once).
+local function splice(obj_json, key, raw)
+  if obj_json == '{}' then return '{"' .. key .. '":' .. raw .. '}' end
+  return string.sub(obj_json, 1, -2) .. ',"' .. key .. '":' .. raw .. '}'
 end
 
 -- Writes every touched SKU and order, appends the event to the outbox, marks
@@ -375,34 +397,40 @@ local function commit(kind, result, event)
       local key = P .. ':s:' .. sku
       redis.call('HSET', key, 'oh', s.oh, 'rd', s.rd, 'rw', s.rw, 'bd', s.bd,
         'bw', s.bw, 'ex', s.ex, 'fence', s.fence, 'v', s.v, 'm', s.m)
-      if s.fc then
-        redis.call('HSET', key, 'fc', 1)
-        redis.call('SADD', P .. ':fillq', sku)
-      else
-        redis.call('HDEL', key, 'fc')
-        redis.call('SREM', P .. ':fillq', sku)
+      if s.fc ~= s.fc0 then
+        if s.fc then
+          redis.call('HSET', key, 'fc', 1)
+          redis.call('SADD', P .. ':fillq', sku)
+        else
+          redis.call('HDEL', key, 'fc')
+          redis.call('SREM', P .. ':fillq', sku)
+        end
       end
       if s.created then redis.call('ZADD', P .. ':skus', NOW_MS, sku) end
       redis.call('SADD', P .. ':dirty', sku)
       ev_skus[#ev_skus + 1] = sku_snapshot(s)
     end
   end
+  local result_order
   for _, oid in ipairs(ORDER_ORDER) do
     local o = ORDERS[oid]
     if o.touched then
       o.v = o.v + 1
       o.u = NOW_MS
+      o.Ljson = cjson.encode(o.L)
       local key = P .. ':o:' .. oid
       redis.call('HSET', key, 'd', o.d, 'n', o.n, 'c', o.c, 'p', o.p,
-        'L', cjson.encode(o.L), 'S', o.S, 'R', o.R, 'v', o.v, 'u', o.u)
-      redis.call('PERSIST', key)
-      redis.call('ZADD', P .. ':unsynced', o.v, oid)
-      ev_orders[#ev_orders + 1] = order_snapshot(o)
+        'L', o.Ljson, 'S', o.S, 'R', o.R, 'v', o.v, 'u', o.u)
+      if o.loaded then redis.call('PERSIST', key) end
+      redis.call('SADD', P .. ':unsynced', oid)
+      local snap = order_snapshot_json(o)
+      ev_orders[#ev_orders + 1] = snap
+      if oid == result.order_id then result_order = snap end
     end
   end
   -- the reply carries the newest snapshot of the order or SKU it is about
-  if result.order_id and ORDERS[result.order_id] then
-    result.order = order_snapshot(ORDERS[result.order_id])
+  if result.order_id and not result_order and ORDERS[result.order_id] then
+    result_order = order_snapshot_json(ORDERS[result.order_id])
   end
   if result.sku and SKUS[result.sku] then
     result.inventory = sku_snapshot(SKUS[result.sku])
@@ -411,23 +439,25 @@ local function commit(kind, result, event)
   result.fills = FILLS
   result.more = MORE
   local out = cjson.encode(result)
+  if result_order then out = splice(out, 'order', result_order) end
   event = event or {}
   event.t = kind
   event.op = OP_ID
   event.at = NOW_MS
   event.actor = ACTOR
   event.skus = ev_skus
-  event.orders = ev_orders
   event.ledger = LEDGER
+  local ev = splice(cjson.encode(event), 'orders', '[' .. table.concat(ev_orders, ',') .. ']')
   if IDEM_TTL_MS > 0 then
     -- PostgreSQL keeps the record too, so a rebuilt Redis still replays it
-    event.idem = {f = FP, r = out, exp = NOW_MS + IDEM_TTL_MS}
+    ev = splice(ev, 'idem', '{"f":' .. cjson.encode(FP) .. ',"exp":' .. (NOW_MS + IDEM_TTL_MS)
+      .. ',"r":' .. out .. '}')
     local ikey = P .. ':i:' .. OP_ID
     redis.call('HSET', ikey, 'f', FP, 'r', out)
     redis.call('PEXPIRE', ikey, IDEM_TTL_MS)
     redis.call('DEL', P .. ':if:' .. OP_ID)
   end
-  local eid = redis.call('XADD', P .. ':outbox', '*', 'e', cjson.encode(event))
+  local eid = redis.call('XADD', P .. ':outbox', '*', 'e', ev)
   return {out, 0, eid}
 end
 
@@ -445,4 +475,140 @@ local function refuse_outcome(code, detail, extra)
     redis.call('DEL', P .. ':if:' .. OP_ID)
   end
   return {out, 0, ''}
+end
+
+-- ---------------------------------------------------------------- orders
+
+-- Accepts a new order and reserves all its lines (reserve.lua's command,
+-- see its header). Checks everything before its first write; returns the
+-- new order, or nil and the reply to answer (a refusal, nothing written
+-- except a stored insufficient_stock outcome). Shared by reserve.lua and the
+-- Shopify intake, which must reserve and apply waiting actions in one call.
+local function place_order(cmd)
+  -- ---- validate (no writes above this line's section end)
+  local oid, channel, policy = cmd.order_id, cmd.channel, cmd.policy
+  if not is_id(oid) then return nil, invalid('order_id', 'must be 1-64 of [A-Za-z0-9_-]') end
+  if channel ~= 'dtc' and channel ~= 'wholesale' then
+    return nil, invalid('channel', 'must be dtc or wholesale')
+  end
+  if type(policy) ~= 'string' or not POLICIES[policy] then
+    return nil, invalid('backorder_policy', 'unknown backorder policy')
+  end
+  if policy == 'accept' and channel ~= 'dtc' then
+    return nil, invalid('backorder_policy', 'accept is for DTC orders only')
+  end
+  local doc = cmd.doc
+  if doc == nil or doc == cjson.null then doc = '{}' end
+  if type(doc) ~= 'string' or #doc > 2097152 then
+    return nil, invalid('doc', 'must be a JSON string of at most 2 MiB')
+  end
+  -- the doc is spliced into snapshots as JSON, so it must be a JSON object
+  local okdoc, parsed_doc = pcall(cjson.decode, doc)
+  if not okdoc or type(parsed_doc) ~= 'table' then
+    return nil, invalid('doc', 'must be a JSON object')
+  end
+  local lenient = cmd.unknown_sku == 'exception'
+  if cmd.unknown_sku ~= nil and cmd.unknown_sku ~= 'exception' and cmd.unknown_sku ~= 'refuse' then
+    return nil, invalid('unknown_sku', 'must be refuse or exception')
+  end
+  local is_test = cmd.test == true
+  local lines = cmd.lines
+  if type(lines) ~= 'table' or #lines < 1 then
+    return nil, invalid('lines', 'an order needs 1 to 500 lines')
+  end
+  if #lines > MAX_LINES then return nil, invalid('lines', 'an order has at most 500 lines') end
+
+  local plan = {}          -- per line: {sku, qty, pooled, why}
+  local missing = {}
+  for i, l in ipairs(lines) do
+    local field = 'lines[' .. (i - 1) .. ']'
+    if type(l) ~= 'table' then return nil, invalid(field, 'must be an object') end
+    if not is_int(l.qty, 1, MAX_QTY) then
+      return nil, invalid(field .. '.quantity', 'must be an integer from 1 to 1000000000')
+    end
+    local sku = l.sku
+    local p = {sku = '', qty = l.qty, pooled = 1, why = ''}
+    if lenient then
+      if sku == nil or sku == cjson.null or sku == '' then
+        p.pooled, p.why = 0, 'missing_sku'
+      elseif type(sku) ~= 'string' or #sku > 255 then
+        return nil, invalid(field .. '.sku', 'must be a string of at most 255 characters')
+      else
+        p.sku = sku
+        if not is_sku(sku) or not load_sku(sku) then p.pooled, p.why = 0, 'unknown_sku' end
+      end
+    else
+      if not is_sku(sku) then
+        return nil, invalid(field .. '.sku', 'must be 1-64 of letters, digits and -_. not starting with .')
+      end
+      p.sku = sku
+      if not load_sku(sku) then missing[#missing + 1] = sku end
+    end
+    if is_test then p.pooled, p.why = 0, 'test_order' end
+    plan[i] = p
+  end
+  if #missing > 0 then
+    return nil, refuse('not_found', 'unknown SKU', {kind = 'sku', skus = missing})
+  end
+  if redis.call('EXISTS', P .. ':o:' .. oid) == 1 then
+    return nil, refuse('conflict', 'order id already exists', {reason = 'order_exists'})
+  end
+
+  -- ---- plan against what is free now (reads only)
+  local free = {}
+  local function free_for(sku)
+    if free[sku] == nil then free[sku] = cap_for(SKUS[sku], channel) end
+    return free[sku]
+  end
+
+  if policy == 'all_or_nothing' and not is_test then
+    local demand, order_of = {}, {}
+    for _, p in ipairs(plan) do
+      if p.pooled == 1 then
+        if not demand[p.sku] then order_of[#order_of + 1] = p.sku end
+        demand[p.sku] = (demand[p.sku] or 0) + p.qty
+      end
+    end
+    local short = {}
+    for _, sku in ipairs(order_of) do
+      local have = free_for(sku)
+      if demand[sku] > have then
+        short[#short + 1] = {sku = sku, requested = demand[sku], available = have}
+      end
+    end
+    if #short > 0 then
+      return nil, refuse_outcome('insufficient_stock', 'not enough stock for every line',
+        {lines = short})
+    end
+  end
+
+  -- ---- write
+  local seq = redis.call('INCR', P .. ':seq')
+  local o = {id = oid, d = doc, n = seq, c = channel, p = policy, L = {}, S = '[]',
+             R = '[]', v = 0, u = NOW_MS, touched = true}
+  ORDERS[oid] = o
+  ORDER_ORDER[#ORDER_ORDER + 1] = oid
+  for i, p in ipairs(plan) do
+    o.L[i] = {p.sku, p.qty, 0, 0, 0, 0, 0, 0, p.why, p.pooled}
+    local idx = i - 1
+    if p.pooled == 0 then
+      if is_test then
+        move(o, idx, {canc = p.qty}, 'test_order')
+      else
+        move(o, idx, {exc = p.qty}, 'exception')
+      end
+    else
+      local take = math.min(p.qty, free_for(p.sku))
+      free[p.sku] = free[p.sku] - take
+      local rest = p.qty - take
+      local d = {res = take}
+      if rest > 0 then
+        if policy == 'cancel_remainder' then d.canc = rest
+        elseif policy == 'accept' then d.exc = rest; o.L[i][L_WHY] = 'oversold'
+        else d.bo = rest end
+      end
+      move(o, idx, d, 'reserve')
+    end
+  end
+  return o, nil
 end

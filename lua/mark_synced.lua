@@ -24,19 +24,19 @@ local L_RES, L_BO, L_EXC = 3, 4, 5
 local removed = 0
 for i = 2, #ARGV - 1, 2 do
   local oid, v = ARGV[i], tonumber(ARGV[i + 1])
-  local current = redis.call('ZSCORE', P .. ':unsynced', oid)
-  if current and tonumber(current) <= v then
-    redis.call('ZREM', P .. ':unsynced', oid)
-    removed = removed + 1
-  end
   local key = P .. ':o:' .. oid
   local h = redis.call('HMGET', key, 'v', 'L')
-  if h[1] and tonumber(h[1]) == v then
-    local open = 0
-    for _, line in ipairs(cjson.decode(h[2])) do
-      open = open + line[L_RES] + line[L_BO] + line[L_EXC]
+  local current = tonumber(h[1] or '0')
+  if current <= v then
+    -- PostgreSQL has the newest version (or the order left Redis)
+    removed = removed + redis.call('SREM', P .. ':unsynced', oid)
+    if h[1] and current == v then
+      local open = 0
+      for _, line in ipairs(cjson.decode(h[2])) do
+        open = open + line[L_RES] + line[L_BO] + line[L_EXC]
+      end
+      if open == 0 then redis.call('PEXPIRE', key, retention) end
     end
-    if open == 0 then redis.call('PEXPIRE', key, retention) end
   end
 end
 return removed

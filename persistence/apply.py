@@ -292,7 +292,8 @@ def _api_key(conn: Connection, kid: str, version: int, doc: dict | None, at: dat
 
 def _idempotency(conn: Connection, entries: list[OutboxEntry]) -> None:
     rows = [
-        {"op_id": e.event["op"], "fingerprint": i.get("f", ""), "result": i["r"],
+        {"op_id": e.event["op"], "fingerprint": i.get("f", ""),
+         "result": i["r"] if isinstance(i["r"], str) else msgspec.json.encode(i["r"]).decode(),
          "expires_at": ms_to_dt(i["exp"])}
         for e in entries if (i := e.event.get("idem"))
     ]

@@ -94,7 +94,6 @@ class Drainer:
         self.retention_ms = closed_order_retention_ms
         self.batch = batch
         self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._mark_synced = redis.register_script(scripts.load("mark_synced").source)
 
     # ------------------------------------------------------------ slot
 
@@ -252,7 +251,7 @@ class Drainer:
         args: list = [self.retention_ms]
         for oid, v in newest.items():
             args += [oid, v]
-        self._mark_synced(keys=[self.keys.prefix], args=args)
+        call_function(self.redis, "mark_synced", [self.keys.prefix], args)
 
     def _dead_letter(self, eid: str, payload: str, error: str, failures: int,
                      report: DrainReport) -> None:
@@ -270,6 +269,18 @@ class Drainer:
         report.dead_lettered += 1
         log.error("ALARM outbox entry %s moved to dead_letters after %d failures: %s",
                   eid, failures, error)
+
+
+def call_function(redis: Redis, name: str, keys: list[str], args: list) -> object:
+    """FCALL from a synchronous client, loading the library when Redis lacks it."""
+    fn = scripts.function_name(name)
+    try:
+        return redis.fcall(fn, len(keys), *keys, *args)
+    except redis_errors.ResponseError as exc:
+        if "function not found" not in str(exc).lower():
+            raise
+        redis.execute_command("FUNCTION", "LOAD", "REPLACE", scripts.library())
+        return redis.fcall(fn, len(keys), *keys, *args)
 
 
 def _is_connection_error(exc: Exception) -> bool:

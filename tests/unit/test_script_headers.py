@@ -29,7 +29,7 @@ def test_scripts_build_keys_only_from_the_merchant_prefix(name):
     """Every key a script names starts with P (KEYS[1]) so all stay in one slot."""
     import re
 
-    source = scripts.load(name).source
+    source = scripts.body(name) + scripts.body("lib")
     for call in re.findall(r"redis\.call\('([A-Z]+)',\s*([^,)]+)", source):
         command, first_arg = call
         if command in ("TIME",):
@@ -38,6 +38,11 @@ def test_scripts_build_keys_only_from_the_merchant_prefix(name):
             name, command, first_arg)
 
 
-def test_scripts_start_with_the_shebang_so_redis_refuses_them_when_full():
+def test_library_registers_every_operation_without_allow_oom_except_removals():
+    """Functions without allow-oom are refused over maxmemory before they run."""
+    source = scripts.library()
+    assert source.startswith("#!lua name=onhand\n")
     for name in scripts.NAMES:
-        assert scripts.load(name).source.startswith("#!lua\n")
+        flags = "{'allow-oom'}" if name in scripts.ALLOW_OOM else "{}"
+        assert f"function_name = 'onhand_{name}', flags = {flags}" in source
+    assert scripts.ALLOW_OOM == {"mark_synced"}
