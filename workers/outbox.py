@@ -48,7 +48,7 @@ BATCH = 500
 #: Failures of one entry (with PostgreSQL reachable) before it is dead-lettered.
 MAX_FAILURES = 5
 #: A slot lock lives this long unless renewed, milliseconds.
-SLOT_TTL_MS = 10_000
+SLOT_TTL_MS = 5_000
 #: Entries pending this long on a consumer that holds no slot are claimed, milliseconds.
 CLAIM_IDLE_MS = 30_000
 #: How long one XREADGROUP waits for new entries, milliseconds.
