@@ -87,7 +87,8 @@ def _pass(redis: Redis, engine: Engine, keys: Keys) -> ReconcileResult:
             coming_sku[s["sku"]] = max(coming_sku.get(s["sku"], 0), int(s["v"]))
         for o in as_list(event.get("orders")):
             coming_order[o["id"]] = max(coming_order.get(o["id"], 0), int(o["v"]))
-    with engine.connect() as conn:
+    # one PostgreSQL snapshot for every query of the pass
+    with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, conn.begin():
         pg_skus = {row.sku: row for row in conn.execute(select(Sku))}
         result.checked_skus = len(skus)
         for sku, counters in skus.items():
@@ -125,7 +126,9 @@ def _compare_versioned(result: ReconcileResult, kind: str, entity: str, redis_v:
             result.drifts.append(Drift(f"{kind}_lost_change", entity,
                                        f"Redis is at version {redis_v}, PostgreSQL at {pg_v}, and no "
                                        "outbox entry still to apply carries the difference"))
-    else:
+    elif pg_v > coming_v:
+        # (PostgreSQL may be ahead of the snapshot only by entries that were
+        # still to apply at the cut-off and were applied since)
         result.drifts.append(Drift(f"{kind}_ahead_in_postgres", entity,
                                    f"PostgreSQL version {pg_v} is newer than Redis's {redis_v}"))
 

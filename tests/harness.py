@@ -1,5 +1,6 @@
-"""A whole onhand for a test: the real app (in process, over ASGI), real
-Dramatiq worker threads draining into a real PostgreSQL, a real Redis."""
+"""A whole onhand for a test: the real app served over real HTTP (uvicorn in a
+thread of this process), real Dramatiq worker threads draining into a real
+PostgreSQL, a real Redis."""
 
 from __future__ import annotations
 
@@ -8,8 +9,12 @@ import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import socket
+import threading
+
+import httpx
 import msgspec
-from litestar.testing import AsyncTestClient
+import uvicorn
 from redis import Redis
 from sqlalchemy import create_engine
 
@@ -27,7 +32,7 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 @dataclass
 class Stack:
     settings: Settings
-    client: AsyncTestClient
+    client: httpx.AsyncClient
     worker: WorkerProcess | None
     redis: Redis
     keys: Keys
@@ -84,14 +89,48 @@ def cleanup(settings: Settings) -> None:
         redis.close()
 
 
+class HttpServer:
+    """An ASGI app on a real port, served by uvicorn in a background thread."""
+
+    def __init__(self, app):
+        # IPPROTO_TCP so asyncio sets TCP_NODELAY (else small responses wait ~40 ms)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning",
+                                                    loop="asyncio", timeout_keep_alive=30))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "HttpServer":
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the app did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+        self.sock.close()
+
+
 @asynccontextmanager
 async def running_stack(redis_url: str, database_url: str, *, workers: bool = True, **overrides):
     settings = stack_settings(redis_url, database_url, **overrides)
     initialise(settings)
     worker = None
     redis = Redis.from_url(settings.redis_url)
+    http = HttpServer(create_app(settings)).start()
     try:
-        async with AsyncTestClient(create_app(settings), timeout=60) as client:
+        async with httpx.AsyncClient(base_url=http.base_url, timeout=60,
+                                     limits=httpx.Limits(max_connections=200)) as client:
             if workers:
                 worker = WorkerProcess(settings, threads=3)
                 worker.start()
@@ -101,5 +140,6 @@ async def running_stack(redis_url: str, database_url: str, *, workers: bool = Tr
                 if worker is not None:
                     worker.stop()
     finally:
+        http.stop()
         redis.close()
         cleanup(settings)
