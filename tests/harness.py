@@ -46,7 +46,10 @@ class Stack:
             await asyncio.sleep(0.05)
         raise TimeoutError(f"outbox still holds {self.redis.xlen(self.keys.outbox)} entries")
 
-    async def post(self, path: str, body, headers=None, **kw):
+    async def post(self, path: str, body=None, headers=None, **kw):
+        """POST as the admin; ``body`` None sends no body at all."""
+        if body is None:
+            return await self.client.post(path, headers={**ADMIN, **(headers or {})}, **kw)
         return await self.client.post(path, content=msgspec.json.encode(body),
                                       headers={**ADMIN, "content-type": "application/json", **(headers or {})},
                                       **kw)
