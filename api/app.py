@@ -24,6 +24,7 @@ from api.orders import OrderController
 from api.problems import exception_handlers
 from api.returns import ReturnController
 from api.service import ServiceController
+from api.webhooks import ShopifyWebhookController
 from api.services import Services
 from onhand.settings import Settings
 
@@ -70,7 +71,8 @@ def create_app(settings: Settings | None = None, *, extra_controllers: list | No
             await app.state.services.close()
 
     controllers = [ServiceController, InventoryController, CustomerController, OrderController,
-                   ReturnController, ApiKeyController, *(extra_controllers or [])]
+                   ReturnController, ApiKeyController, ShopifyWebhookController,
+                   *(extra_controllers or [])]
     return Litestar(
         route_handlers=controllers,
         lifespan=[lifespan],

@@ -52,6 +52,7 @@ class CustomerController(Controller):
     @post("/v1/customers", guards=[requires(*STAFF)], status_code=201,
           responses=responses(400, 401, 403, 409, 413, 422, 429, 503), summary="Create a customer")
     async def create(self, data: JSONBody[s.CustomerBody], request: Request, services: NamedDependency[Services]) -> s.CustomerView:
+        data = await s.strict_body(request, s.CustomerBody)
         async def build():
             cid = "cus_" + uuid.uuid4().hex[:16]
             doc = {

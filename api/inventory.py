@@ -45,6 +45,7 @@ class InventoryController(Controller):
          responses=responses(400, 401, 403, 413, 429, 503), summary="Create or update a SKU")
     async def put_sku(self, sku: SkuPath, data: JSONBody[s.PutSkuBody], request: Request,
                       services: NamedDependency[Services]) -> s.InventoryView:
+        data = await s.strict_body(request, s.PutSkuBody)
         meta = {k: getattr(data, k) for k in ("name", "upc", "case_pack", "shopify_inventory_item_id")
                 if k in data.__struct_fields__ and _given(data, k)}
 
@@ -88,6 +89,7 @@ class InventoryController(Controller):
           summary="Change on hand by a delta (damage, found, ...)")
     async def adjust(self, sku: SkuPath, data: JSONBody[s.AdjustmentBody], request: Request,
                      services: NamedDependency[Services]) -> s.StockChange:
+        data = await s.strict_body(request, s.AdjustmentBody)
         if data.delta == 0:
             raise ApiProblem(VALIDATION, "delta must not be 0",
                              errors=[{"field": "delta", "message": "must not be 0"}])
@@ -103,6 +105,7 @@ class InventoryController(Controller):
          summary="Set on hand to a cycle count")
     async def count(self, sku: SkuPath, data: JSONBody[s.CountBody], request: Request,
                     services: NamedDependency[Services]) -> s.StockChange:
+        data = await s.strict_body(request, s.CountBody)
         async def build():
             return CountStock(sku=sku, on_hand=data.on_hand, reason=data.reason,
                               expected_on_hand=data.expected_on_hand)
@@ -114,6 +117,7 @@ class InventoryController(Controller):
           responses=responses(400, 401, 403, 404, 409, 413, 422, 429, 503),
           summary="Stock arrived: on hand rises and backorders fill")
     async def receive(self, data: JSONBody[s.ReceiptBody], request: Request, services: NamedDependency[Services]) -> s.ReceiptView:
+        data = await s.strict_body(request, s.ReceiptBody)
         if data.reference is None and request.headers.get("idempotency-key") is None:
             raise ApiProblem(VALIDATION, "a receipt needs a reference or an Idempotency-Key",
                              errors=[{"field": "reference", "message": "required without Idempotency-Key"}])

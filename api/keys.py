@@ -35,7 +35,9 @@ class ApiKeyController(Controller):
 
     @post("/v1/api-keys", status_code=201, responses=responses(400, 401, 403, 404, 413, 429, 503),
           summary="Create a key; the key is shown in this response only (never replayed)")
-    async def create(self, data: JSONBody[s.ApiKeyBody], services: NamedDependency[Services]) -> s.ApiKeyCreated:
+    async def create(self, data: JSONBody[s.ApiKeyBody], request: Request,
+                     services: NamedDependency[Services]) -> s.ApiKeyCreated:
+        data = await s.strict_body(request, s.ApiKeyBody)
         try:
             record, key = await issue_key(services.store, data.role, data.customer_id, data.name, now_ms())
         except KeyRequestError as exc:

@@ -33,7 +33,7 @@ def owns(principal: Principal, order: Order) -> bool:
     return not principal.is_wholesale or order.header.get("customer_id") == principal.customer_id
 
 
-async def visible_order(services: NamedDependency[Services], principal: Principal, order_id: str) -> Order:
+async def visible_order(services: Services, principal: Principal, order_id: str) -> Order:
     order = await services.reader.get(order_id)
     if order is None or not owns(principal, order):
         raise ApiProblem(NOT_FOUND, "no such order")
@@ -57,7 +57,7 @@ def _merge_lines(lines: list[s.OrderLineBody]) -> list[s.OrderLineBody]:
     return list(merged.values())
 
 
-async def _resolve_order(services: NamedDependency[Services], principal: Principal, data: JSONBody[s.OrderBody]) -> dict[str, Any]:
+async def _resolve_order(services: Services, principal: Principal, data: s.OrderBody) -> dict[str, Any]:
     """Checks who may place this order and fills in the customer's profile."""
     if principal.is_wholesale:
         if data.channel != "wholesale":
@@ -102,6 +102,7 @@ class OrderController(Controller):
           responses=responses(400, 401, 403, 404, 409, 413, 422, 429, 503),
           summary="Place an order: every line reserved atomically from the shared pool")
     async def create(self, data: JSONBody[s.OrderBody], request: Request, services: NamedDependency[Services]) -> s.OrderView:
+        data = await s.strict_body(request, s.OrderBody)
         principal: Principal = request.user
 
         async def build() -> PlaceOrder:
@@ -163,6 +164,7 @@ class OrderController(Controller):
           summary="Cancel the unshipped remainder, or some units per SKU")
     async def cancel(self, order_id: IdPath, request: Request, services: NamedDependency[Services],
                      data: JSONBody[s.CancelBody | None] = None) -> s.OrderView:
+        data = await s.strict_body(request, s.CancelBody, optional=True)
         body = data or s.CancelBody()
 
         async def build() -> CancelOrder:
@@ -180,6 +182,7 @@ class OrderController(Controller):
           summary="Ship reserved units; each shipment is tracked separately")
     async def ship(self, order_id: IdPath, data: JSONBody[s.ShipmentBody], request: Request,
                    services: NamedDependency[Services]) -> s.ShipmentView:
+        data = await s.strict_body(request, s.ShipmentBody)
         async def build() -> ShipOrder:
             await visible_order(services, request.user, order_id)
             shipment = {

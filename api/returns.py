@@ -25,6 +25,7 @@ class ReturnController(Controller):
           responses=responses(400, 401, 403, 404, 409, 413, 422, 429, 503),
           summary="Record a return; restocked units fill backorders")
     async def create(self, data: JSONBody[s.ReturnBody], request: Request, services: NamedDependency[Services]) -> s.ReturnView:
+        data = await s.strict_body(request, s.ReturnBody)
         async def build() -> ReturnUnits:
             order = await visible_order(services, request.user, data.order_id)
             if await services.store.order(order.id) is None:

@@ -32,8 +32,14 @@ class Services:
         from persistence.db import make_async_engine
 
         redis = Redis.from_url(settings.redis_url, health_check_interval=30)
-        store = Store(redis, settings.merchant, fill_limit=settings.fill_limit,
-                      wait_replicas=settings.redis_wait_replicas)
+        if settings.engine == "baseline":
+            # Benchmarks only: the same API over PostgreSQL row locks (loadtests/baseline.py).
+            from loadtests.baseline import BaselineStore
+
+            store = BaselineStore(redis, settings.database_url, settings.merchant)
+        else:
+            store = Store(redis, settings.merchant, fill_limit=settings.fill_limit,
+                          wait_replicas=settings.redis_wait_replicas)
         await store.start()
         pg = make_async_engine(settings.database_url) if settings.database_url else None
         return cls(

@@ -1,0 +1,170 @@
+"""POST /webhooks/shopify: Shopify's deliveries, verified, deduplicated and
+applied before the 200.
+
+The HMAC is checked over the raw bytes before anything is parsed (against the
+current secret, and the previous one during a rotation), then the shop domain.
+Anything else answers 401 and stores nothing. A verified delivery becomes one
+script call (lua/shopify_webhook.lua) that dedupes, reserves or releases, and
+writes its records in the same step, so a duplicate - even one racing the
+first - finds the record and changes nothing. The slow work (pushing
+available back to Shopify, fulfillments) is the workers'.
+
+A cancel or refund for an order Redis does not hold is looked up in
+PostgreSQL first (an old, closed order Redis let go is loaded back); an order
+never seen is kept pending and applied when its orders/create arrives.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import time
+import uuid
+
+import msgspec
+from litestar import Controller, Request, Response, post
+from litestar.background_tasks import BackgroundTask
+from litestar.di import NamedDependency
+
+from api.docs import responses
+from api.problems import UNAUTHORIZED, VALIDATION, ApiProblem
+from api.services import Services
+from engine import shopify
+from engine.commands import ApplyShopifyDelivery, Op
+from engine.errors import NotFound
+from engine.store import Result
+from onhand.settings import Settings
+
+log = logging.getLogger("onhand.webhooks")
+
+#: Largest webhook body, bytes (API.md: 2 MiB), refused before it is read in full.
+MAX_WEBHOOK_BODY_BYTES = 2 * 1024 * 1024
+#: Longest a sale is held back from Shopify when its 200 is never sent (the
+#: process died), milliseconds; normally the hold ends shortly after the 200.
+SALE_HOLD_MS = 300_000
+
+
+class WebhookAck(msgspec.Struct, omit_defaults=True):
+    #: "accepted" | "duplicate" | "pending" (kept for an order not seen yet) | "ignored"
+    status: str
+    order_id: str | None = None
+
+
+def signature_valid(secrets: list[str], body: bytes, signature: str | None) -> bool:
+    """base64(HMAC-SHA256(secret, raw body)) against the header, in constant time,
+    for each secret given (the current one and, during a rotation, the previous)."""
+    if not signature or not secrets:
+        return False
+    given = signature.strip().encode("latin-1", "replace")
+    ok = False
+    for secret in secrets:
+        digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
+        # no early exit: every secret is compared
+        ok |= hmac.compare_digest(base64.b64encode(digest), given)
+    return ok
+
+
+def _shop(domain: str) -> str:
+    d = domain.strip().lower()
+    for prefix in ("https://", "http://"):
+        d = d.removeprefix(prefix)
+    return d.rstrip("/")
+
+
+def authentic(settings: Settings, headers, body: bytes) -> bool:
+    secrets = [s for s in (settings.shopify_api_secret, settings.shopify_api_secret_previous) if s]
+    if not signature_valid(secrets, body, headers.get("x-shopify-hmac-sha256")):
+        return False
+    if settings.shopify_shop:
+        domain = headers.get("x-shopify-shop-domain") or ""
+        if _shop(domain) != _shop(settings.shopify_shop):
+            return False
+    return True
+
+
+def _delivery(headers) -> shopify.Delivery:
+    return shopify.Delivery(
+        topic=(headers.get("x-shopify-topic") or "").strip().lower(),
+        event_id=(headers.get("x-shopify-event-id") or "").strip() or None,
+        webhook_id=(headers.get("x-shopify-webhook-id") or "").strip() or None,
+        test=(headers.get("x-shopify-test") or "").strip().lower() == "true",
+    )
+
+
+def _ack(result: Result) -> WebhookAck:
+    data = result.data
+    if data.get("duplicate"):
+        return WebhookAck(status="duplicate", order_id=data.get("order_id"))
+    if data.get("pending"):
+        return WebhookAck(status="pending", order_id=data.get("order_id"))
+    return WebhookAck(status="accepted", order_id=data.get("order_id"))
+
+
+async def release_sales(services: Services, command: ApplyShopifyDelivery) -> None:
+    """Runs once the 200 has been sent: Shopify now has (or will read within
+    the window) our answer, so the sync may stop holding these sales back
+    once the window has passed. A duplicate's 200 settles the same sales."""
+    if not command.sold or command.shopify_order_id is None:
+        return
+    release_at = int(time.time() * 1000) + services.settings.shopify_sale_ack_window_ms
+    prefix = services.store.keys.prefix
+    try:
+        async with services.redis.pipeline(transaction=False) as pipe:
+            for sku, units in command.sold:
+                pipe.zadd(f"{prefix}:syr:{sku}", {f"{command.shopify_order_id}:{units}": release_at}, xx=True)
+                # a recheck waiting for these sales comes sooner too
+                pipe.zadd(f"{prefix}:sync:due", {sku: release_at}, xx=True, lt=True)
+            await pipe.execute()
+    except Exception as exc:  # noqa: BLE001 - the hold then ends at SALE_HOLD_MS
+        log.warning("could not release held-back sales of order %s: %r", command.shopify_order_id, exc)
+
+
+async def apply_delivery(services: Services, command: ApplyShopifyDelivery) -> Result:
+    """Runs the delivery; a cancel or refund of an order Redis lacks is applied
+    to PostgreSQL's copy (loaded back) or kept for an order not seen yet."""
+    op = Op(op_id=f"shopify-{uuid.uuid4().hex}", now_ms=int(time.time() * 1000), actor="shopify")
+    try:
+        return await services.store.run(command, op)
+    except NotFound as exc:
+        if exc.kind != "order" or command.order_id is None:
+            raise
+    order = await services.reader.get(command.order_id)  # NotReady (503) while PostgreSQL is down
+    if order is not None:
+        await services.store.load_closed_order(
+            order, services.settings.closed_order_retention_s * 1000)
+    else:
+        command = msgspec.structs.replace(command, if_missing="pend")
+    return await services.store.run(command, op)
+
+
+class ShopifyWebhookController(Controller):
+    tags = ["webhooks"]
+
+    @post("/webhooks/shopify", opt={"public": True}, status_code=200,
+          request_max_body_size=MAX_WEBHOOK_BODY_BYTES,
+          responses=responses(400, 401, 413, 503),
+          summary="Shopify webhooks (HMAC-signed): orders/create, orders/cancelled, "
+                  "refunds/create, app/uninstalled")
+    async def receive(self, request: Request, services: NamedDependency[Services]) -> Response[WebhookAck]:
+        body = await request.body()
+        settings = services.settings
+        if not authentic(settings, request.headers, body):
+            raise ApiProblem(UNAUTHORIZED, "missing or invalid Shopify signature, or another shop")
+        delivery = _delivery(request.headers)
+        try:
+            command = shopify.delivery_command(
+                delivery, body, received_ms=int(time.time() * 1000),
+                record_ttl_ms=settings.idempotency_ttl_s * 1000,
+                location_id=shopify.numeric_id(settings.shopify_location_id),
+                sale_hold_ms=SALE_HOLD_MS)
+        except shopify.MalformedPayload as exc:
+            log.error("signed %s delivery %s does not parse: %s", delivery.topic,
+                      delivery.webhook_id, exc)
+            raise ApiProblem(VALIDATION, f"the {delivery.topic} body does not parse",
+                             errors=[{"field": "body", "message": str(exc)[:500]}]) from exc
+        if command is None:
+            return Response(WebhookAck(status="ignored"))
+        ack = _ack(await apply_delivery(services, command))
+        return Response(ack, background=BackgroundTask(release_sales, services, command))
