@@ -15,11 +15,11 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import metrics
+from api import docs, metrics
 from api.customers import CustomerController
 from api.inventory import InventoryController
 from api.keys import ApiKeyController
-from api.middleware import AuthMiddleware
+from api.middleware import AllowHeaderMiddleware, AuthMiddleware, RepeatedQueryMiddleware
 from api.orders import OrderController
 from api.problems import exception_handlers
 from api.returns import ReturnController
@@ -73,11 +73,11 @@ def create_app(settings: Settings | None = None, *, extra_controllers: list | No
     controllers = [ServiceController, InventoryController, CustomerController, OrderController,
                    ReturnController, ApiKeyController, ShopifyWebhookController,
                    *(extra_controllers or [])]
-    return Litestar(
+    app = Litestar(
         route_handlers=controllers,
         lifespan=[lifespan],
         dependencies={"services": Provide(_services, sync_to_thread=False)},
-        middleware=[MetricsMiddleware(), AuthMiddleware()],
+        middleware=[MetricsMiddleware(), AllowHeaderMiddleware(), AuthMiddleware(), RepeatedQueryMiddleware()],
         exception_handlers=exception_handlers(),
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(
@@ -90,6 +90,8 @@ def create_app(settings: Settings | None = None, *, extra_controllers: list | No
         ),
         debug=False,
     )
+    docs.refine(app.openapi_schema)
+    return app
 
 
 def create_default_app() -> Litestar:

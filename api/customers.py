@@ -79,9 +79,9 @@ class CustomerController(Controller):
     @get("/v1/customers", guards=[requires(*STAFF)], responses=responses(400, 401, 403, 429, 503),
          summary="Search customers by name, email or phone (newest first)")
     async def search(self, services: NamedDependency[Services],
-                     q: Annotated[str | None, Parameter(max_length=255)] = None,
+                     q: Annotated[str | None, Parameter(max_length=255, pattern=r"^[^\x00-\x1f]*$")] = None,
                      limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
-                     offset: Annotated[int, Parameter(ge=0)] = 0) -> s.CustomerList:
+                     offset: Annotated[int, Parameter(ge=0, le=10**9)] = 0) -> s.CustomerList:
         if services.pg is None:
             raise NotReady("PostgreSQL is not configured")
         async with services.pg.connect() as conn:

@@ -29,3 +29,63 @@ def responses(*statuses: int) -> dict[int, ResponseSpec]:
         out[status] = ResponseSpec(data_container=Problem, description=description,
                                    media_type=problems.PROBLEM_JSON)
     return out
+
+
+def refine(schema) -> None:
+    """Says in the OpenAPI document what the msgspec-derived schemas cannot:
+    request bodies reject unknown fields, and the few rules across fields."""
+    from api import schemas as s
+
+    components = schema.components.schemas or {}
+    bodies = {cls.__name__ for cls in _subclasses(s.Body)}
+    for name, component in components.items():
+        if name in bodies:
+            component.additional_properties = False
+    from litestar.openapi.spec import OpenAPIType, Schema
+
+    if (order := components.get("OrderBody")) is not None:
+        # accept is for DTC orders only
+        order.schema_if = Schema(properties={"backorder_policy": Schema(const="accept")},
+                                 required=["backorder_policy"])
+        order.then = Schema(properties={"channel": Schema(const="dtc")})
+    if (key := components.get("ApiKeyBody")) is not None:
+        # a wholesale key is bound to a customer; other roles are not
+        key.schema_if = Schema(properties={"role": Schema(const="wholesale")})
+        key.then = Schema(required=["customer_id"], properties={"customer_id": Schema(type=OpenAPIType.STRING)})
+        key.schema_else = Schema(properties={"customer_id": Schema(type=OpenAPIType.NULL)})
+    if (adjust := components.get("AdjustmentBody")) is not None and adjust.properties:
+        adjust.properties["delta"].schema_not = Schema(const=0)
+    _zero_minimums(components)
+    for path, item in (schema.paths or {}).items():
+        for operation in (item.get, item.put, item.post, item.delete):
+            if operation is None:
+                continue
+            for parameter in operation.parameters or []:
+                if parameter.name == "offset" and parameter.schema is not None:
+                    parameter.schema.minimum = 0
+            if path.endswith("/cancel") and operation.request_body is not None:
+                operation.request_body.required = False  # no body: cancel the whole remainder
+
+
+def _zero_minimums(components) -> None:
+    """Litestar leaves out `minimum: 0` (a falsy ge); put it back from the Structs."""
+    import msgspec
+
+    from api import schemas as s
+
+    for cls in _subclasses(s.Body) + _subclasses(s.View):
+        component = components.get(cls.__name__)
+        if component is None or not component.properties:
+            continue
+        for field in msgspec.inspect.type_info(cls).fields:
+            types = [field.type] + list(getattr(field.type, "types", ()))
+            if any(getattr(t, "ge", None) == 0 for t in types) and field.name in component.properties:
+                component.properties[field.name].minimum = 0
+
+
+def _subclasses(cls) -> list[type]:
+    out = []
+    for sub in cls.__subclasses__():
+        out.append(sub)
+        out.extend(_subclasses(sub))
+    return out

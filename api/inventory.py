@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Annotated
 
@@ -21,6 +22,7 @@ from engine.model import Inventory, as_list, inventory_from_snapshot
 
 SkuPath = Annotated[str, Parameter(pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$",
                                    description="the SKU")]
+_SKU = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")
 Limit = Annotated[int, Parameter(ge=1, le=200)]
 Offset = Annotated[int, Parameter(ge=0, le=10**9)]
 
@@ -77,7 +79,9 @@ class InventoryController(Controller):
             if len(sku) > 200:
                 raise ApiProblem(VALIDATION, "at most 200 sku parameters",
                                  errors=[{"field": "sku", "message": "too many"}])
-            found = [i for i in await store.inventory(list(dict.fromkeys(sku))) if i is not None]
+            # a name that is not a valid SKU cannot exist: it is simply not found
+            names = [n for n in dict.fromkeys(sku) if _SKU.match(n)]
+            found = [i for i in await store.inventory(names) if i is not None]
             return s.InventoryList(items=[_view(request.user, i) for i in found])
         names = [m.decode() for m in await store.redis.zrevrange(store.keys.skus, offset, offset + limit - 1)]
         total = await store.redis.zcard(store.keys.skus)

@@ -7,7 +7,7 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.operations import now_ms
-from api.problems import RATE_LIMITED, ApiProblem
+from api.problems import RATE_LIMITED, VALIDATION, ApiProblem
 
 
 class AuthMiddleware(ASGIMiddleware):
@@ -15,7 +15,9 @@ class AuthMiddleware(ASGIMiddleware):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         handler = scope.get("route_handler")
-        if handler is None or handler.opt.get("public"):
+        # OPTIONS (Allow) tells nothing about data: answered without a key
+        if (handler is None or handler.opt.get("public") or scope.get("method") == "OPTIONS"
+                or scope["path"].startswith("/schema")):  # the OpenAPI document is public
             await next_app(scope, receive, send)
             return
         services = scope["litestar_app"].state.services
@@ -38,3 +40,56 @@ class AuthMiddleware(ASGIMiddleware):
             await send(message)
 
         await next_app(scope, receive, send_with_headers)
+
+
+class AllowHeaderMiddleware(ASGIMiddleware):
+    """Answers OPTIONS with every method of the path in ``Allow``.
+
+    Litestar's automatic OPTIONS handler keeps the methods of the first
+    handlers registered for a path and misses those added later on the same
+    path (GET next to POST), so the header is rebuilt from the app's route map.
+    """
+
+    scopes = ("http",)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        handler = scope.get("route_handler")
+        if scope.get("method") != "OPTIONS" or handler is None:
+            await next_app(scope, receive, send)
+            return
+        route_map = scope["litestar_app"].route_handler_method_map
+        methods: set[str] = set()
+        for path in handler.paths:
+            methods.update(str(m) for m in route_map.get(path, {}))
+        allow = ", ".join(sorted(methods | {"OPTIONS"})).encode()
+
+        async def send_allow(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
+                message["headers"] = [*headers, (b"allow", allow)]
+            await send(message)
+
+        await next_app(scope, receive, send_allow)
+
+
+class RepeatedQueryMiddleware(ASGIMiddleware):
+    """A query parameter that takes one value, given several times, is a 400
+    (Litestar would silently keep one of them)."""
+
+    scopes = ("http",)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        handler = scope.get("route_handler")
+        query = scope.get("query_string") or b""
+        if handler is not None and query:
+            from collections import Counter
+            from urllib.parse import parse_qsl
+
+            counts = Counter(name for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True))
+            params = handler.parsed_fn_signature.parameters
+            repeated = [n for n, c in counts.items()
+                        if c > 1 and n in params and not params[n].is_non_string_sequence]
+            if repeated:
+                raise ApiProblem(VALIDATION, f"query parameter {repeated[0]!r} takes one value",
+                                 errors=[{"field": n, "message": "given more than once"} for n in repeated])
+        await next_app(scope, receive, send)

@@ -140,14 +140,14 @@ class OrderController(Controller):
          summary="Orders, newest first; PO search is exact and case-insensitive")
     async def list_orders(
         self, request: Request, services: NamedDependency[Services],
-        po_number: Annotated[str | None, Parameter(max_length=128)] = None,
+        po_number: Annotated[str | None, Parameter(max_length=128, pattern=r"^[^\x00-\x1f]*$")] = None,
         channel: Annotated[str | None, Parameter(pattern="^(dtc|wholesale)$")] = None,
         status: Annotated[str | None, Parameter(
             pattern="^(cancelled|shipped|exception|partially_shipped|open)$")] = None,
-        customer_id: Annotated[str | None, Parameter(max_length=64)] = None,
-        sku: Annotated[str | None, Parameter(max_length=255)] = None,
+        customer_id: Annotated[str | None, Parameter(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = None,
+        sku: Annotated[str | None, Parameter(pattern=r"^[^\x00-\x1f]{1,255}$")] = None,
         limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
-        offset: Annotated[int, Parameter(ge=0)] = 0,
+        offset: Annotated[int, Parameter(ge=0, le=10**9)] = 0,
     ) -> s.OrderList:
         principal: Principal = request.user
         if principal.is_wholesale:
@@ -224,7 +224,7 @@ class OrderController(Controller):
          summary="Packing slip: ship-to, order and PO number, shipped and backordered lines")
     async def packing_slip_pdf(
         self, order_id: IdPath, request: Request, services: NamedDependency[Services],
-        shipment_id: Annotated[str | None, Parameter(max_length=64)] = None,
+        shipment_id: Annotated[str | None, Parameter(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = None,
     ) -> Response[bytes]:
         order = await visible_order(services, request.user, order_id)
         if shipment_id is not None and not any(x["id"] == shipment_id for x in order.shipments):

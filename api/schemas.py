@@ -43,10 +43,11 @@ async def strict_body(request, body_type: type[T], *, optional: bool = False) ->
     from api.problems import VALIDATION, ApiProblem
 
     raw = await request.body()
-    if optional and not raw.strip():
+    if optional and raw.strip() in (b"", b"null"):
         return None
     try:
-        return msgspec.json.decode(raw, type=body_type, strict=True)
+        # JSON Schema counts 5.0 as an integer; strings never are numbers
+        return msgspec.convert(_integral(msgspec.json.decode(raw)), type=body_type, strict=True)
     except msgspec.ValidationError as exc:
         message = str(exc)
         field = message.rsplit(" - at `", 1)[1].rstrip("`") if " - at `" in message else "body"
@@ -54,6 +55,17 @@ async def strict_body(request, body_type: type[T], *, optional: bool = False) ->
     except msgspec.DecodeError as exc:
         raise ApiProblem(VALIDATION, f"malformed JSON: {exc}",
                          errors=[{"field": "body", "message": str(exc)}]) from exc
+
+
+def _integral(value):
+    """Integral floats (5.0) become ints, recursively; other values stay."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    return value
 
 
 # ------------------------------------------------------------------ requests
