@@ -13,6 +13,9 @@ from onhand.settings import Settings
 def _logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        for noisy in ("httpx", "alembic.runtime.plugins"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def cmd_serve(args, settings: Settings) -> int:
