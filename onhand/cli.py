@@ -142,6 +142,14 @@ def cmd_bench(args, settings: Settings) -> int:
 
     if args.what == "engine":
         return engine_bench(settings, orders=args.orders, out=args.out)
+    if args.what == "rebuild":
+        from loadtests.durability_bench import rebuild_bench
+
+        return rebuild_bench(out=args.out)
+    if args.what == "lag":
+        from loadtests.durability_bench import lag_bench
+
+        return lag_bench(out=args.out)
     from loadtests.bench import main as load_bench
 
     return load_bench(settings, out=args.out, quick=args.quick)
@@ -185,7 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(fn=cmd_demo)
 
     b = sub.add_parser("bench", help="benchmarks")
-    b.add_argument("what", choices=["engine", "load"])
+    b.add_argument("what", choices=["engine", "load", "rebuild", "lag"],
+                   help="engine: Lua engine rates and memory; load: Locust scenarios vs the PostgreSQL "
+                        "baseline; rebuild: Redis rebuilt from PostgreSQL; lag: PostgreSQL behind Redis")
     b.add_argument("--orders", type=int, default=200_000)
     b.add_argument("--out", default="bench-report")
     b.add_argument("--quick", action="store_true", help="the short smoke version")

@@ -18,10 +18,11 @@ from datetime import UTC, datetime
 from typing import Any, Iterable
 
 import msgspec
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from engine.model import as_list, order_from_snapshot
+from persistence.bulk import insert_rows
 from persistence.models import (
     ApiKey,
     AppliedEvent,
@@ -34,11 +35,47 @@ from persistence.models import (
     Receipt,
     Return,
     Shipment,
+    ShopifyPending,
     Sku,
+    State,
     WebhookReceipt,
 )
 
+#: The state row holding the Shopify app's install state ({installed, at}).
+SHOPIFY_APP_STATE = "shopify_app"
+
 _decode = msgspec.json.Decoder()
+
+
+APPLIED_COLUMNS = (("event_id", "text"), ("kind", "text"), ("op_id", "text"), ("at", "timestamptz"))
+SKU_COLUMNS = (
+    ("sku", "text"), ("name", "text"), ("upc", "text"), ("case_pack", "integer"),
+    ("shopify_inventory_item_id", "text"), ("details", "jsonb"), ("dtc_reserve", "bigint"),
+    ("on_hand", "bigint"), ("reserved_dtc", "bigint"), ("reserved_wholesale", "bigint"),
+    ("backordered_dtc", "bigint"), ("backordered_wholesale", "bigint"), ("exception", "bigint"),
+    ("version", "bigint"), ("created_at", "timestamptz"), ("updated_at", "timestamptz"),
+)
+ORDER_COLUMNS = (
+    ("id", "text"), ("seq", "bigint"), ("channel", "text"), ("status", "text"),
+    ("backorder_policy", "text"), ("customer_id", "text"), ("profile_id", "text"),
+    ("po_number", "text"), ("shopify_order_id", "text"), ("header", "jsonb"), ("shipments", "jsonb"),
+    ("returns", "jsonb"), ("version", "bigint"), ("created_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+)
+LINE_COLUMNS = (
+    ("order_id", "text"), ("idx", "integer"), ("sku", "text"), ("quantity", "bigint"),
+    ("reserved", "bigint"), ("backordered", "bigint"), ("exception", "bigint"), ("shipped", "bigint"),
+    ("cancelled", "bigint"), ("returned", "bigint"), ("exception_reason", "text"), ("pooled", "boolean"),
+)
+LEDGER_COLUMNS = (
+    ("event_id", "text"), ("idx", "integer"), ("op_id", "text"), ("kind", "text"), ("sku", "text"),
+    ("order_id", "text"), ("reason", "text"), ("actor", "text"), ("d_on_hand", "bigint"),
+    ("d_reserved_dtc", "bigint"), ("d_reserved_wholesale", "bigint"), ("d_backordered_dtc", "bigint"),
+    ("d_backordered_wholesale", "bigint"), ("d_exception", "bigint"), ("units", "bigint"),
+    ("at", "timestamptz"),
+)
+IDEMPOTENCY_COLUMNS = (("op_id", "text"), ("fingerprint", "text"), ("result", "text"),
+                       ("expires_at", "timestamptz"))
 
 
 def ms_to_dt(ms: int | float) -> datetime:
@@ -67,9 +104,11 @@ def apply_batch(conn: Connection, entries: list[OutboxEntry]) -> int:
          "at": ms_to_dt(e.event.get("at", 0))}
         for e in entries
     ]
-    fresh = set(conn.scalars(
-        insert(AppliedEvent).values(rows).on_conflict_do_nothing().returning(AppliedEvent.event_id)
-    ))
+    # executemany (one statement compiled once, batched by SQLAlchemy's
+    # insertmanyvalues): a multi-VALUES statement per batch would be compiled
+    # anew each time, which cost more CPU than the database's work
+    fresh = set(insert_rows(conn, "applied_events", APPLIED_COLUMNS, rows,
+                            conflict="event_id", returning="event_id"))
     new = [e for e in entries if e.id in fresh]
     if not new:
         return 0
@@ -79,6 +118,7 @@ def apply_batch(conn: Connection, entries: list[OutboxEntry]) -> int:
     _facts(conn, new)
     _records(conn, new)
     _idempotency(conn, new)
+    _shopify(conn, new)
     return len(new)
 
 
@@ -125,13 +165,8 @@ def _skus(conn: Connection, entries: list[OutboxEntry]) -> None:
             "created_at": ms_to_dt(at),
             "updated_at": ms_to_dt(at),
         })
-    stmt = insert(Sku).values(rows)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[Sku.sku],
-        set_={c: stmt.excluded[c] for c in rows[0] if c not in ("sku", "created_at")},
-        where=Sku.version < stmt.excluded.version,
-    )
-    conn.execute(stmt)
+    insert_rows(conn, "skus", SKU_COLUMNS, rows, conflict="sku", newer_only=True,
+                update=[c for c, _ in SKU_COLUMNS if c not in ("sku", "created_at")])
 
 
 def _orders(conn: Connection, entries: list[OutboxEntry]) -> None:
@@ -170,17 +205,12 @@ def _orders(conn: Connection, entries: list[OutboxEntry]) -> None:
              "pooled": line.pooled}
             for i, line in enumerate(order.lines)
         ]
-    stmt = insert(Order).values(rows)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[Order.id],
-        set_={c: stmt.excluded[c] for c in rows[0] if c != "id"},
-        where=Order.version < stmt.excluded.version,
-    ).returning(Order.id)
-    changed = sorted(conn.scalars(stmt))
+    changed = sorted(insert_rows(conn, "orders", ORDER_COLUMNS, rows, conflict="id", newer_only=True,
+                                 update=[c for c, _ in ORDER_COLUMNS if c != "id"], returning="id"))
     if not changed:
         return
     conn.execute(delete(OrderLine).where(OrderLine.order_id.in_(changed)))
-    conn.execute(insert(OrderLine), [row for oid in changed for row in lines[oid]])
+    insert_rows(conn, "order_lines", LINE_COLUMNS, [row for oid in changed for row in lines[oid]])
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -200,9 +230,7 @@ def _ledger(conn: Connection, entries: list[OutboxEntry]) -> None:
                 "d_backordered_dtc": dbd, "d_backordered_wholesale": dbw, "d_exception": dex,
                 "units": units, "at": at,
             })
-    if rows:
-        conn.execute(insert(LedgerEntry).on_conflict_do_nothing(
-            index_elements=[LedgerEntry.event_id, LedgerEntry.idx]), rows)
+    insert_rows(conn, "inventory_ledger", LEDGER_COLUMNS, rows, conflict="event_id, idx")
 
 
 def _facts(conn: Connection, entries: list[OutboxEntry]) -> None:
@@ -217,7 +245,8 @@ def _facts(conn: Connection, entries: list[OutboxEntry]) -> None:
                 "lines": as_list(s.get("lines")), "doc": s,
                 "shipped_at": ms_to_dt(s.get("shipped_at_ms") or ev["at"]),
             })
-        if r := ev.get("return"):
+        # one return (restock.lua), or several (Shopify refunds)
+        for r in ([ev["return"]] if ev.get("return") else []) + as_list(ev.get("returns")):
             returns.append({
                 "id": r["id"], "order_id": r["order_id"], "event_id": e.id,
                 "reason": r.get("reason"), "lines": as_list(r.get("lines")),
@@ -297,9 +326,7 @@ def _idempotency(conn: Connection, entries: list[OutboxEntry]) -> None:
          "expires_at": ms_to_dt(i["exp"])}
         for e in entries if (i := e.event.get("idem"))
     ]
-    if rows:
-        conn.execute(insert(IdempotencyRecord).on_conflict_do_nothing(
-            index_elements=[IdempotencyRecord.op_id]), rows)
+    insert_rows(conn, "idempotency_records", IDEMPOTENCY_COLUMNS, rows, conflict="op_id")
     hooks = [
         {"dedupe_key": w["key"], "topic": w.get("topic", ""), "event_id": w.get("event_id"),
          "webhook_id": w.get("webhook_id"), "shopify_order_id": _str_or_none(w.get("order")),
@@ -310,6 +337,29 @@ def _idempotency(conn: Connection, entries: list[OutboxEntry]) -> None:
     if hooks:
         conn.execute(insert(WebhookReceipt).on_conflict_do_nothing(
             index_elements=[WebhookReceipt.dedupe_key]), hooks)
+
+
+def _shopify(conn: Connection, entries: list[OutboxEntry]) -> None:
+    """Cancels and refunds kept for Shopify orders not seen yet (a rebuild
+    restores those whose order PostgreSQL still lacks), and the app's install
+    state (the newest change wins)."""
+    pending = [
+        {"key": p["key"], "shopify_order_id": str(p["order"]), "topic": p.get("topic", ""),
+         "action": p["action"], "received_at": ms_to_dt(e.event["at"]),
+         "expires_at": ms_to_dt(p["exp"])}
+        for e in entries if isinstance(p := e.event.get("shopify_pending"), dict)
+    ]
+    if pending:
+        conn.execute(insert(ShopifyPending).on_conflict_do_nothing(
+            index_elements=[ShopifyPending.key]), pending)
+    apps = [e.event["shopify_app"] for e in entries if isinstance(e.event.get("shopify_app"), dict)]
+    if apps:
+        newest = max(apps, key=lambda a: int(a.get("at", 0)))
+        stmt = insert(State).values(key=SHOPIFY_APP_STATE, value=msgspec.json.encode(newest).decode())
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[State.key], set_={"value": stmt.excluded.value},
+            where=text("(state.value::jsonb->>'at')::bigint <= (excluded.value::jsonb->>'at')::bigint"))
+        conn.execute(stmt)
 
 
 def highest_sequence(conn: Connection) -> int:

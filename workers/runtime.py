@@ -9,10 +9,16 @@ Actors:
   carries outbox entries to PostgreSQL (workers/outbox.py), then sends itself
   again, so each slot is drained continuously by one holder at a time.
 - ``fill_waiting(sku)``: finishes a fill that stopped at the fill limit.
+- ``sync_shopify()``: holds the Shopify sync slot for a slice of time, pushing
+  dirty SKUs' available to Shopify (workers/shopify_sync.py), then sends
+  itself again, like the drainers.
+- ``push_fulfillments()``: pushes shipments of Shopify orders as fulfillments
+  (workers/fulfillment.py); short, sent by the watchdog every tick.
 
 The watchdog thread (one per process) sends ``drain_outbox`` for every slot
 nobody holds (a worker died or a message was lost), re-queues unfinished
-fills, and raises the outbox memory alarm.
+fills, raises the outbox memory alarm, and, when Shopify is configured, keeps
+the sync running and sends ``push_fulfillments``.
 """
 
 from __future__ import annotations
@@ -44,6 +50,10 @@ DRAIN_SLICE_S = 5.0
 POSTGRES_RETRY_MS = 1000
 #: How often the watchdog looks, seconds.
 WATCHDOG_PERIOD_S = 1.0
+#: How long one sync_shopify message pushes before handing over, seconds.
+SYNC_SLICE_S = 5.0
+#: Wait before trying Shopify again after it refused the access token, milliseconds.
+SHOPIFY_REFUSED_RETRY_MS = 30_000
 
 
 @dataclass
@@ -54,6 +64,20 @@ class Context:
     redis: Redis
     keys: Keys
     engine: Any  # sqlalchemy.Engine, created on first use
+    _shopify: Any = None
+
+    @property
+    def shopify(self):
+        """The process's Shopify client (one bucket estimate per process)."""
+        if self._shopify is None:
+            from workers.shopify_client import ShopifyClient
+
+            self._shopify = ShopifyClient.from_settings(self.settings)
+        return self._shopify
+
+    def shopify_stopped(self) -> bool:
+        """The app was uninstalled: no sync, no fulfillments (data is kept)."""
+        return self.redis.get(f"{self.keys.prefix}:shopify:app") == b"uninstalled"
 
     @classmethod
     def create(cls, settings: Settings) -> "Context":
@@ -78,6 +102,8 @@ class Actors:
     broker: RedisBroker
     drain_outbox: dramatiq.Actor
     fill_waiting: dramatiq.Actor
+    sync_shopify: dramatiq.Actor
+    push_fulfillments: dramatiq.Actor
 
 
 def build(settings: Settings, broker: RedisBroker, context: Context) -> Actors:
@@ -96,12 +122,33 @@ def build(settings: Settings, broker: RedisBroker, context: Context) -> Actors:
     def fill_waiting(sku: str) -> None:
         asyncio.run(_fill(context.settings, sku))
 
+    def sync_shopify() -> None:
+        from workers.shopify_sync import ShopifySync
+
+        if context.shopify_stopped():
+            return
+        report = ShopifySync(context.redis, context.keys, context.shopify, settings).run_for(SYNC_SLICE_S)
+        if report.got_slot:  # keep the sync running; a duplicate message just ends
+            actors.sync_shopify.send_with_options(
+                delay=SHOPIFY_REFUSED_RETRY_MS if report.unauthorized else None)
+
+    def push_fulfillments() -> None:
+        from workers.fulfillment import FulfillmentPusher
+
+        if context.shopify_stopped():
+            return
+        FulfillmentPusher(context.redis, context.engine, context.keys, context.shopify).run()
+
     actors = Actors(
         broker=broker,
         drain_outbox=dramatiq.actor(drain_outbox, broker=broker, queue_name="outbox",
                                     max_retries=0, time_limit=120_000),
         fill_waiting=dramatiq.actor(fill_waiting, broker=broker, queue_name="default",
                                     max_retries=20),
+        sync_shopify=dramatiq.actor(sync_shopify, broker=broker, queue_name="shopify",
+                                    max_retries=0, time_limit=120_000),
+        push_fulfillments=dramatiq.actor(push_fulfillments, broker=broker, queue_name="shopify",
+                                         max_retries=0, time_limit=300_000),
     )
     return actors
 
@@ -145,11 +192,29 @@ class Watchdog(threading.Thread):
         for sku in redis.srandmember(keys.fill_queue, 20) or []:
             self.actors.fill_waiting.send(sku.decode())
         self.check_outbox_memory()
+        self.keep_shopify_going()
+
+    def keep_shopify_going(self) -> None:
+        settings, redis, keys = self.context.settings, self.context.redis, self.context.keys
+        if not settings.shopify_configured or self.context.shopify_stopped():
+            return
+        if settings.shopify_sync_enabled and not redis.exists(f"{keys.prefix}:shopify:sync:slot"):
+            self.actors.sync_shopify.send()
+        if not redis.exists(f"{keys.prefix}:shopify:fulfillment:lock"):
+            self.actors.push_fulfillments.send()
+
+    def outbox_budget(self, redis: Redis) -> int:
+        """Half of the live server's maxmemory (the setting when it has none)."""
+        try:
+            live = int(redis.config_get("maxmemory").get("maxmemory") or 0)
+        except Exception:  # noqa: BLE001 - CONFIG may be disabled on managed Redis
+            live = 0
+        return live // 2 if live else self.context.settings.outbox_budget_bytes
 
     def check_outbox_memory(self) -> None:
         redis, keys = self.context.redis, self.context.keys
         used = redis.memory_usage(keys.outbox, samples=5) or 0
-        budget = self.context.settings.outbox_budget_bytes
+        budget = self.outbox_budget(redis)
         over = used > budget // 2
         redis.hset(stats_key(keys), mapping={"outbox_bytes": used, "outbox_alarm": int(over)})
         if over and not self.alarm:
@@ -184,6 +249,8 @@ class WorkerProcess:
         self.watchdog.join(5)
         self.broker.close()
         self.context.engine.dispose()
+        if self.context._shopify is not None:
+            self.context._shopify.close()
         self.context.redis.close()
 
     def run(self) -> None:
