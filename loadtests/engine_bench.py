@@ -170,40 +170,56 @@ async def _two_processes(url: str, merchant: str, n: int, lines: int, hot: bool)
     return sum(r[0] for r in results), time.perf_counter() - t0, sum(r[2] for r in results)
 
 
-async def _memory(store: Store) -> tuple[float, float]:
-    """Bytes per SKU (10,000 SKUs) and per open reservation line (100,000
-    one-line orders), outbox and idempotency records excluded."""
-    redis = store.redis
-    await redis.flushall()
+async def _memory(url: str) -> tuple[float, float, float]:
+    """On a fresh server: bytes per SKU (10,000 SKUs with details), per open
+    reservation line of one-line orders, and per line of ten-line orders
+    (100,000 lines each; outbox and idempotency records excluded, as the
+    drain removes the former and the latter expire)."""
+    redis = Redis(connection_pool=BlockingConnectionPool.from_url(url, max_connections=32))
+    store = Store(redis, "mem")
+    await store.start()
     await redis.set(store.keys.epoch, "bench")
-    base = (await redis.info("memory"))["used_memory"]
     op = Op(op_id="m", now_ms=int(time.time() * 1000), actor="bench")
+
+    async def used() -> int:
+        await redis.delete(store.keys.outbox, store.keys.dirty, store.keys.unsynced)
+        return (await redis.info("memory"))["used_memory"]
+
+    base = await used()
     skus = [f"MEM-{i:05d}" for i in range(SPREAD_SKUS)]
     for i in range(0, len(skus), 500):
         await asyncio.gather(*(store.run(PutSku(sku=s, meta={"name": f"Item {s}", "case_pack": 12}), op)
                                for s in skus[i:i + 500]))
-    await store.run(ReceiveStock(receipt_id="mem", lines=tuple(SkuQty(sku=s, qty=10**6) for s in skus[:5000])), op)
-    await redis.delete(store.keys.outbox, store.keys.dirty)
-    with_skus = (await redis.info("memory"))["used_memory"]
-    per_sku = (with_skus - base) / len(skus)
-    orders = 100_000
-    for start in range(0, orders, 1000):
-        async with redis.pipeline(transaction=False) as pipe:
-            for i in range(start, start + 1000):
-                cmd = PlaceOrder(order_id=f"m{i:06d}", channel="dtc", policy="all_or_nothing",
-                                 lines=(OrderLineRequest(sku=skus[i % 5000], qty=1),),
-                                 doc=_encode.encode({"source": "bench", "created_at_ms": op.now_ms}).decode())
-                pipe.fcall("onhand_reserve", 1, store.keys.prefix, f"m{i}", "", 0, op.now_ms, "bench",
-                             _encode.encode(cmd.payload()), 1000)
-            await pipe.execute()
-        if start % 20_000 == 0:
-            await redis.delete(store.keys.outbox)
-    await redis.delete(store.keys.outbox, store.keys.unsynced, store.keys.dirty)
-    with_orders = (await redis.info("memory"))["used_memory"]
-    return per_sku, (with_orders - with_skus) / orders
+    for i in range(0, len(skus), 5000):
+        await store.run(ReceiveStock(receipt_id=f"mem{i}", lines=tuple(
+            SkuQty(sku=s, qty=10**6) for s in skus[i:i + 5000])), op)
+    with_skus = await used()
+    doc = _encode.encode({"source": "api", "channel": "dtc", "created_at_ms": op.now_ms,
+                          "lines": [{"sku": "MEM-00000", "unit_price": "19.00"}]}).decode()
+
+    async def orders(count: int, lines: int, tag: str) -> None:
+        for start in range(0, count, 1000 // lines * lines):
+            async with redis.pipeline(transaction=False) as pipe:
+                for i in range(start, min(start + 1000 // lines * lines, count)):
+                    cmd = PlaceOrder(order_id=f"{tag}{i:06d}", channel="dtc", policy="all_or_nothing", doc=doc,
+                                     lines=tuple(OrderLineRequest(sku=skus[(i * 10 + k) % len(skus)], qty=1)
+                                                 for k in range(lines)))
+                    pipe.fcall("onhand_reserve", 1, store.keys.prefix, f"{tag}{i}", "", 0, op.now_ms, "bench",
+                               _encode.encode(cmd.payload()), 1000)
+                await pipe.execute()
+            if start % 20_000 == 0:
+                await redis.delete(store.keys.outbox, store.keys.unsynced)
+
+    await orders(100_000, 1, "a")
+    with_one_line = await used()
+    await orders(10_000, 10, "b")
+    with_ten_line = await used()
+    await redis.aclose()
+    return ((with_skus - base) / len(skus), (with_one_line - with_skus) / 100_000,
+            (with_ten_line - with_one_line) / 100_000)
 
 
-async def _bench(url: str, orders: int) -> tuple[list[Row], tuple[float, float], dict]:
+async def _bench(url: str, orders: int) -> tuple[list[Row], dict]:
     redis = Redis(connection_pool=BlockingConnectionPool.from_url(url, max_connections=CONCURRENCY + 16))
     store = Store(redis, "bench")
     await store.start()
@@ -233,14 +249,12 @@ async def _bench(url: str, orders: int) -> tuple[list[Row], tuple[float, float],
             done, secs, cpu = await _ping(redis, orders, pipelined)
             rows.append(Row("baseline: bare PING", client, done, secs, await _usec_per_call(redis, "ping"), cpu))
             _progress(f"PING / {client}: {done / secs:,.0f}/s")
-        _progress("memory: 10,000 SKUs and 100,000 open one-line orders")
-        memory = await _memory(store)
-        return rows, memory, info
+        return rows, info
     finally:
         await redis.aclose()
 
 
-def render(rows: list[Row], memory: tuple[float, float], info: dict, orders: int) -> str:
+def render(rows: list[Row], memory: tuple[float, float, float], info: dict, orders: int) -> str:
     out = [
         "# Engine benchmark",
         "",
@@ -255,9 +269,11 @@ def render(rows: list[Row], memory: tuple[float, float], info: dict, orders: int
         per = 1e6 * r.client_cpu_s / r.orders if r.orders else 0
         out.append(f"| {r.scenario} | {r.client} | {r.orders:,} | {r.rate:,.0f} | {r.redis_us_per_call:.1f} | "
                    f"{r.client_cpu_s:.1f} | {per:.0f} |")
-    out += ["", f"Memory: {memory[0]:.0f} bytes per SKU (counters and details), "
-                f"{memory[1]:.0f} bytes per open reservation line (order hash, per-SKU queue entry), "
-                "outbox and idempotency records excluded.", ""]
+    out += ["", "Memory (a fresh server, `used_memory` deltas): "
+                f"{memory[0]:.0f} bytes per SKU (counters and details); per open reservation line "
+                f"{memory[1]:.0f} bytes for one-line orders (order hash, its line, the per-SKU queue entry) and "
+                f"{memory[2]:.0f} bytes for ten-line orders; outbox entries (removed by the drain) and "
+                "idempotency records (expiring) excluded.", ""]
     return "\n".join(out)
 
 
@@ -267,9 +283,15 @@ def main(settings, *, orders: int = 200_000, out: str = "bench-report") -> int:
     print(f"starting Valkey (AOF always) in {path}", file=sys.stderr)
     server = start_valkey(path, maxmemory_bytes=4 * 1024**3)
     try:
-        rows, memory, info = asyncio.run(_bench(server.url, orders))
+        rows, info = asyncio.run(_bench(server.url, orders))
     finally:
         server.stop()
+    _progress("memory: 10,000 SKUs, then 100,000 open lines as one-line and as ten-line orders")
+    fresh = start_valkey(path / "memory", maxmemory_bytes=4 * 1024**3)  # as `serve` configures it
+    try:
+        memory = asyncio.run(_memory(fresh.url))
+    finally:
+        fresh.stop()
     report = render(rows, memory, info, orders)
     Path(out).mkdir(parents=True, exist_ok=True)
     target = Path(out) / "engine.md"

@@ -63,6 +63,7 @@ def prepare(settings: Settings) -> None:
             if not settings.allow_unsafe_redis:
                 raise UnsafeRedis(why)
             log.warning("ONHAND_ALLOW_UNSAFE_REDIS=1: %s", why)
+        tune_redis(redis)
         log.info("migrating PostgreSQL")
         migrate(settings.database_url)
         engine = make_engine(settings.database_url)
@@ -79,6 +80,19 @@ def prepare(settings: Settings) -> None:
             engine.dispose()
     finally:
         redis.close()
+
+
+def tune_redis(redis: Redis) -> None:
+    """Keeps order hashes in Redis's compact encoding (see onhand/embedded.py);
+    a managed Redis that refuses CONFIG SET only costs memory."""
+    from onhand.embedded import HASH_MAX_LISTPACK_VALUE
+
+    try:
+        current = int(redis.config_get("hash-max-listpack-value").get("hash-max-listpack-value", 0))
+        if current < HASH_MAX_LISTPACK_VALUE:
+            redis.config_set("hash-max-listpack-value", HASH_MAX_LISTPACK_VALUE)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("could not raise hash-max-listpack-value (%s): orders will use more memory", exc)
 
 
 def _log_progress(stage: str, done: int, total: int) -> None:
