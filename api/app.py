@@ -89,6 +89,9 @@ def create_app(settings: Settings | None = None, *, extra_controllers: list | No
             render_plugins=[ScalarRenderPlugin()],
         ),
         debug=False,
+        # logging is the process's business (onhand's CLI sets it up); Litestar's
+        # default would reconfigure the root logger at INFO on every app
+        logging_config=None,
     )
     docs.refine(app.openapi_schema)
     return app

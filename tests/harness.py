@@ -10,7 +10,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import socket
+import sys
 import threading
+from pathlib import Path
 
 import httpx
 import msgspec
@@ -124,13 +126,47 @@ class HttpServer:
         self.sock.close()
 
 
+class ApiProcess:
+    """The API in its own process (granian), for tests whose client load
+    would otherwise compete with the server for this process's GIL."""
+
+    def __init__(self, settings: Settings, log_path):
+        from tests.procs import Proc, env_for, free_port
+
+        self.port = free_port()
+        self.proc = Proc([sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host",
+                          "127.0.0.1", "--port", str(self.port), "--workers", "1", "--loop", "uvloop",
+                          "--log-level", "warning", "api.app:create_default_app"],
+                         env_for(settings), log_path)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "ApiProcess":
+        from tests.procs import wait_ready
+
+        self.proc.start()
+        wait_ready(self.base_url, proc=self.proc)
+        return self
+
+    def stop(self) -> None:
+        self.proc.stop()
+
+
 @asynccontextmanager
-async def running_stack(redis_url: str, database_url: str, *, workers: bool = True, **overrides):
+async def running_stack(redis_url: str, database_url: str, *, workers: bool = True,
+                        api_process: bool = False, **overrides):
     settings = stack_settings(redis_url, database_url, **overrides)
     initialise(settings)
     worker = None
     redis = Redis.from_url(settings.redis_url)
-    http = HttpServer(create_app(settings)).start()
+    if api_process:
+        import tempfile
+
+        http = ApiProcess(settings, Path(tempfile.mkdtemp()) / "api.log").start()
+    else:
+        http = HttpServer(create_app(settings)).start()
     try:
         async with httpx.AsyncClient(base_url=http.base_url, timeout=60,
                                      limits=httpx.Limits(max_connections=200)) as client:

@@ -9,34 +9,35 @@ import msgspec
 import pytest
 from redis import Redis
 
-from tests.harness import running_stack
+from tests.harness import ADMIN, running_stack
+from tests.rawhttp import RawClient
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_1000_keys_sent_5_times_concurrently_make_exactly_1000_orders(redis_url, database_url):
-    async with running_stack(redis_url, database_url) as stack:
+    async with running_stack(redis_url, database_url, api_process=True) as stack:
         assert (await stack.put("/v1/skus/IDEM", {"name": "x"})).status_code == 200
         await stack.post("/v1/inventory/receipts", {"reference": "I1", "lines": [{"sku": "IDEM", "quantity": 100000}]})
         keys = [f"key-{i}-{uuid.uuid4().hex[:8]}" for i in range(1000)]
         body = {"channel": "dtc", "lines": [{"sku": "IDEM", "quantity": 2}]}
         final: dict[str, list[tuple[int, bytes]]] = {k: [] for k in keys}
         in_flight = 0
-        sem = asyncio.Semaphore(100)
 
-        async def send(key: str) -> None:
+        async def send(client: RawClient, key: str) -> None:
             nonlocal in_flight
-            async with sem:
-                while True:
-                    r = await stack.post("/v1/orders", body, headers={"Idempotency-Key": key})
-                    if r.status_code == 409 and r.json()["type"] == "/problems/idempotency-in-flight":
-                        in_flight += 1  # the first is still running: retry as a client would
-                        await asyncio.sleep(0.01)
-                        continue
-                    final[key].append((r.status_code, r.content))
-                    return
+            while True:
+                status, _, content = await client.post("/v1/orders", body, headers={"Idempotency-Key": key})
+                if status == 409 and msgspec.json.decode(content)["type"] == "/problems/idempotency-in-flight":
+                    in_flight += 1  # the first is still running: retry as a client would
+                    await asyncio.sleep(0.01)
+                    continue
+                final[key].append((status, content))
+                return
 
-        await asyncio.gather(*(send(k) for k in keys for _ in range(5)))
+        async with RawClient(str(stack.client.base_url), connections=48, headers=ADMIN) as client:
+            # the five copies of each key go out together, from different connections
+            await asyncio.gather(*(send(client, k) for k in keys for _ in range(5)))
         # every key: five identical 201 responses
         for key, answers in final.items():
             assert len(answers) == 5

@@ -339,7 +339,7 @@ def _machine(redis_url: str, fill_limit: int):
                 {"redis_url": redis_url, "fill_limit": fill_limit})
 
 
-MODEL_SETTINGS = settings(max_examples=60, stateful_step_count=40, deadline=None,
+MODEL_SETTINGS = settings(max_examples=30, stateful_step_count=40, deadline=None,
                           suppress_health_check=list(HealthCheck))
 
 
