@@ -38,6 +38,16 @@ class OrderReader:
     async def list(self, f: OrderFilter, *, limit: int, offset: int) -> tuple[list[Order], int]:
         redis, keys = self.store.redis, self.store.keys
         unsynced = sorted(m.decode() for m in await redis.smembers(keys.unsynced))
+        want = offset + limit
+
+        async def from_pg(conn):
+            total = await queries.count_orders(conn, f, unsynced)
+            rows = await queries.list_orders(conn, f, unsynced, want)
+            return total, [order_from_snapshot(r) for r in rows]
+
+        # PostgreSQL first: while it is down this answers 503 before reading
+        # what may be a long backlog of unsynced orders from Redis
+        pg_total, older = await self._pg_call(from_pg)
         recent: list[Order] = []
         if unsynced:
             async with redis.pipeline(transaction=False) as pipe:
@@ -53,14 +63,6 @@ class OrderReader:
                 if f.matches(order, order.header):
                     recent.append(order)
         recent.sort(key=lambda o: o.number, reverse=True)
-        want = offset + limit
-
-        async def from_pg(conn):
-            total = await queries.count_orders(conn, f, unsynced)
-            rows = await queries.list_orders(conn, f, unsynced, want)
-            return total, [order_from_snapshot(r) for r in rows]
-
-        pg_total, older = await self._pg_call(from_pg)
         merged = list(heapq.merge(recent, older, key=lambda o: -o.number))
         return merged[offset:want], pg_total + len(recent)
 
