@@ -75,6 +75,8 @@ def _shop(domain: str) -> str:
 
 def authentic(settings: Settings, headers, body: bytes) -> bool:
     secrets = [s for s in (settings.shopify_api_secret, settings.shopify_api_secret_previous) if s]
+    if not secrets:
+        log.warning("a Shopify webhook came but ONHAND_SHOPIFY_API_SECRET is not set: refused")
     if not signature_valid(secrets, body, headers.get("x-shopify-hmac-sha256")):
         return False
     if settings.shopify_shop:
@@ -166,5 +168,9 @@ class ShopifyWebhookController(Controller):
                              errors=[{"field": "body", "message": str(exc)[:500]}]) from exc
         if command is None:
             return Response(WebhookAck(status="ignored"))
-        ack = _ack(await apply_delivery(services, command))
-        return Response(ack, background=BackgroundTask(release_sales, services, command))
+        result = await apply_delivery(services, command)
+        ack = _ack(result)
+        # sales the sync holds back until Shopify has our 200 (a duplicate's 200 counts too)
+        if result.data.get("held") or (ack.status == "duplicate" and command.sold):
+            return Response(ack, background=BackgroundTask(release_sales, services, command))
+        return Response(ack)

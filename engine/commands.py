@@ -138,3 +138,46 @@ class PutRecord(Command, frozen=True, kw_only=True):
     kind: str
     id: str
     doc: str | None
+
+
+class ShopifyRefundLine(msgspec.Struct, frozen=True, kw_only=True):
+    #: Shopify's line item id (a string: Shopify's ids pass 2^53).
+    li: str
+    qty: int
+    #: "cancel" | "no_restock" | "return" | "legacy_restock"
+    restock_type: str
+
+
+class ShopifyRefund(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    lines: tuple[ShopifyRefundLine, ...] = ()
+    #: Units Shopify put back into its own available, per SKU: [[sku, units], ...].
+    restocked: tuple[tuple[str, int], ...] = ()
+
+
+class ApplyShopifyDelivery(Command, frozen=True, kw_only=True):
+    """One verified Shopify webhook delivery, applied atomically with its
+    dedupe records (see lua/shopify_webhook.lua for each field)."""
+
+    script: ClassVar[str] = "shopify_webhook"
+    topic: str
+    #: Dedupe keys of this delivery (topic + event id hash, webhook id, ...).
+    keys: tuple[str, ...]
+    record_ttl_ms: int
+    event_id: str | None = None
+    webhook_id: str | None = None
+    shopify_order_id: str | None = None
+    order_id: str | None = None
+    #: orders/create: the order to place (a PlaceOrder payload without the script).
+    order: dict[str, Any] | None = None
+    #: orders/create: units Shopify sold per SKU: [[sku, units], ...].
+    sold: tuple[tuple[str, int], ...] = ()
+    #: orders/create: longest time a sale is held back from Shopify before our
+    #: 200 for it is known to be sent, milliseconds (api/webhooks.py ends it sooner).
+    sale_hold_ms: int = 0
+    #: orders/cancelled: cancel the unshipped remainder.
+    cancel: bool = False
+    refunds: tuple[ShopifyRefund, ...] = ()
+    #: For a cancel or refund of an order Redis lacks: "report" (answer
+    #: not_found, write nothing) or "pend" (keep it until the order arrives).
+    if_missing: str = "report"

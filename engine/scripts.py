@@ -19,7 +19,8 @@ from importlib import resources
 
 LIBRARY = "onhand"
 #: Operations that do not use lib.lua's common ARGV (no init()).
-STANDALONE = frozenset({"idem_begin", "mark_synced", "order_load"})
+STANDALONE = frozenset({"idem_begin", "mark_synced", "order_load",
+                        "shopify_sync_read", "shopify_sync_commit"})
 #: Functions that only remove or expire data: allowed over maxmemory.
 ALLOW_OOM = frozenset({"mark_synced"})
 #: Every operation in the library.
@@ -36,6 +37,9 @@ NAMES = (
     "idem_begin",
     "mark_synced",
     "order_load",
+    "shopify_webhook",
+    "shopify_sync_read",
+    "shopify_sync_commit",
 )
 
 

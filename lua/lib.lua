@@ -38,6 +38,10 @@
 --   P:if:<op>        string  idempotency "in flight" marker (expires)
 --   P:outbox         stream  one entry per accepted operation, field e = JSON
 --   P:dirty          set     SKUs to push to sales channels
+--   P:dirtyat        hash    sku -> ms of its oldest change not yet pushed
+--   Shopify (lua/shopify_*.lua): P:wh:<key> (delivery records), P:shp:pend:<id>
+--   (cancels and refunds waiting for their order), P:sy:<sku> (sync state),
+--   P:syr:<sku> (sales held back from Shopify), P:shopify:app, P:sync:*
 --   P:fillq          set     SKUs whose fill stopped at the fill limit
 --   P:unsynced       set     orders whose newest version is not yet in PostgreSQL
 --
@@ -408,6 +412,8 @@ local function commit(kind, result, event)
       end
       if s.created then redis.call('ZADD', P .. ':skus', NOW_MS, sku) end
       redis.call('SADD', P .. ':dirty', sku)
+      -- when the oldest change not yet pushed happened (sync lag)
+      redis.call('HSETNX', P .. ':dirtyat', sku, NOW_MS)
       ev_skus[#ev_skus + 1] = sku_snapshot(s)
     end
   end

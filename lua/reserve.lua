@@ -7,6 +7,7 @@
 -- whole order, nothing written). Wholesale lines take at most
 -- available_to_wholesale (available - dtc_reserve); DTC lines may use all of
 -- available. Lines naming the same SKU draw on it one after the other.
+-- The work is lib.lua's place_order(), which the Shopify intake shares.
 --
 -- KEYS[1]  merchant prefix (see lib.lua for the derived key patterns)
 -- ARGV     common ARGV[1..7] (lib.lua); ARGV[6] command:

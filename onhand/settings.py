@@ -35,6 +35,19 @@ def parse_bytes(text: str) -> int:
     return int(m.group(1)) * _UNITS[unit]
 
 
+def parse_sku_map(text: str) -> dict[str, str]:
+    """'SKU-A=123,SKU-B=gid://shopify/InventoryItem/456' -> {sku: inventory item}."""
+    out = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        sku, sep, item = part.partition("=")
+        if not sep or not sku.strip() or not item.strip():
+            raise ValueError(f"ONHAND_SHOPIFY_SKU_MAP entries are SKU=inventory item, not {part!r}")
+        out[sku.strip()] = item.strip()
+    return out
+
+
 def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -70,6 +83,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     closed_order_retention_s: int = 24 * 3600
     #: Most waiting lines one script call fills before handing over to the next.
     fill_limit: int = 1000
+    #: Reservation engine behind the API: "onhand" (Redis Lua), or "baseline"
+    #: (PostgreSQL row locks, loadtests/baseline.py; for benchmarks only).
+    engine: str = "onhand"
     shopify_shop: str | None = None
     shopify_access_token: str | None = None
     shopify_api_secret: str | None = None
@@ -77,7 +93,22 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     shopify_api_version: str = "2026-04"
     #: Base URL of the Shopify Admin API (tests point it at the emulator).
     shopify_api_url: str | None = None
+    #: The Shopify location whose available onhand sets (gid or number); None: the primary.
     shopify_location_id: str | None = None
+    #: Push available to Shopify (ONHAND_SHOPIFY_SYNC=0 pauses the sync; webhooks still apply).
+    shopify_sync_enabled: bool = True
+    #: SKU -> Shopify inventory item (gid or number), for SKUs whose Shopify SKU differs;
+    #: others use the SKU's shopify_inventory_item_id, else a lookup by SKU.
+    #: ONHAND_SHOPIFY_SKU_MAP="SKU-A=123,SKU-B=gid://shopify/InventoryItem/456".
+    shopify_sku_map: dict[str, str] = msgspec.field(default_factory=dict)
+    #: How long after our 200 for a sale the sync still holds it back from
+    #: Shopify, milliseconds: the time Shopify may take to read the 200.
+    shopify_sale_ack_window_ms: int = 500
+
+    @property
+    def shopify_configured(self) -> bool:
+        """The Admin API can be reached (token and shop or API URL set)."""
+        return bool(self.shopify_access_token and (self.shopify_shop or self.shopify_api_url))
 
     @property
     def outbox_budget_bytes(self) -> int:
@@ -123,6 +154,16 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             kwargs["closed_order_retention_s"] = int(v)
         if (v := get("ONHAND_FILL_LIMIT")) is not None:
             kwargs["fill_limit"] = int(v)
+        if (v := get("ONHAND_ENGINE")) is not None:
+            if v not in ("onhand", "baseline"):
+                raise ValueError(f"ONHAND_ENGINE must be onhand or baseline, not {v!r}")
+            kwargs["engine"] = v
         if (v := get("ONHAND_SHOPIFY_API_VERSION")) is not None:
             kwargs["shopify_api_version"] = v
+        if (v := get("ONHAND_SHOPIFY_SYNC")) is not None:
+            kwargs["shopify_sync_enabled"] = _flag(v)
+        if (v := get("ONHAND_SHOPIFY_SKU_MAP")) is not None:
+            kwargs["shopify_sku_map"] = parse_sku_map(v)
+        if (v := get("ONHAND_SHOPIFY_SALE_ACK_WINDOW_MS")) is not None:
+            kwargs["shopify_sale_ack_window_ms"] = int(v)
         return cls(**kwargs)

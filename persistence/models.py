@@ -141,7 +141,8 @@ class Shipment(Base):
     tracking_url: Mapped[str | None] = mapped_column(Text)
     lines: Mapped[list] = mapped_column(JSONB)
     doc: Mapped[dict] = mapped_column(JSONB)
-    shipped_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: indexed for the Shopify fulfillment push, which looks at recent shipments
+    shipped_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
 class Return(Base):
@@ -294,3 +295,37 @@ class State(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class ShopifyPending(Base):
+    """A Shopify cancel or refund for an order not seen yet: kept (in Redis and
+    here, for a rebuild) and applied when the order's orders/create arrives."""
+
+    __tablename__ = "shopify_pending"
+
+    #: The delivery's first dedupe key (unique per delivery).
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    shopify_order_id: Mapped[str] = mapped_column(String(32), index=True)
+    topic: Mapped[str] = mapped_column(String(64))
+    action: Mapped[dict] = mapped_column(JSONB)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class ShopifyFulfillment(Base):
+    """The push of one shipment of a Shopify order as Shopify fulfillments."""
+
+    __tablename__ = "shopify_fulfillments"
+
+    shipment_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    shopify_order_id: Mapped[str] = mapped_column(String(32))
+    #: "pushed" | "failed" (given up: refused by Shopify or too many attempts)
+    #: | "skipped" (nothing Shopify can fulfil) | "retry" (will try again)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    #: Shopify's fulfillment ids (gids) created for the shipment.
+    fulfillment_ids: Mapped[list] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -29,7 +29,9 @@ from redis import Redis
 from sqlalchemy import Engine, select
 
 from engine.keys import Keys
-from persistence.models import ApiKey, Customer, IdempotencyRecord, Order, OrderLine, Receipt, Sku, WebhookReceipt
+from persistence.apply import SHOPIFY_APP_STATE
+from persistence.models import (ApiKey, Customer, IdempotencyRecord, Order, OrderLine, Receipt,
+                                ShopifyPending, Sku, State, WebhookReceipt)
 
 log = logging.getLogger("onhand.rebuild")
 
@@ -49,6 +51,7 @@ class RebuildReport:
     api_keys: int = 0
     idempotency_records: int = 0
     webhook_records: int = 0
+    shopify_pending: int = 0
     drained_first: int = 0
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
@@ -104,6 +107,7 @@ class Rebuilder:
             self._skus_and_orders(conn, report, now_ms)
             self._idempotency(conn, report, now_ms)
             self._receipts(conn)
+            self._shopify(conn, report, now_ms)
         from workers.outbox import ensure_group
 
         ensure_group(self.redis, self.keys)
@@ -275,6 +279,27 @@ class Rebuilder:
             pipe.set(key, hook.result or "{}", px=max(1, _ms(hook.expires_at) - now_ms))
             report.webhook_records += 1
             self._flush(pipe, n)
+        pipe.execute()
+
+    def _shopify(self, conn, report: RebuildReport, now_ms: int) -> None:
+        """Shopify cancels and refunds still waiting for their order (those whose
+        order PostgreSQL has were applied by the script that accepted it), in
+        arrival order; and the app's uninstalled state."""
+        now = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
+        seen = select(Order.shopify_order_id).where(Order.shopify_order_id.is_not(None))
+        rows = conn.execute(
+            select(ShopifyPending).where(ShopifyPending.expires_at > now,
+                                         ShopifyPending.shopify_order_id.not_in(seen))
+            .order_by(ShopifyPending.received_at, ShopifyPending.key)).all()
+        pipe = self.redis.pipeline(transaction=False)
+        for row in rows:
+            key = f"{self.keys.prefix}:shp:pend:{row.shopify_order_id}"
+            pipe.rpush(key, _encode.encode(row.action))
+            pipe.pexpire(key, max(1, _ms(row.expires_at) - now_ms))
+            report.shopify_pending += 1
+        app = conn.scalar(select(State.value).where(State.key == SHOPIFY_APP_STATE))
+        if app and msgspec.json.decode(app).get("installed") is False:
+            pipe.set(f"{self.keys.prefix}:shopify:app", "uninstalled")
         pipe.execute()
 
     def _receipts(self, conn) -> None:

@@ -29,7 +29,7 @@ import signal
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import dramatiq
@@ -50,8 +50,10 @@ DRAIN_SLICE_S = 5.0
 POSTGRES_RETRY_MS = 1000
 #: How often the watchdog looks, seconds.
 WATCHDOG_PERIOD_S = 1.0
-#: How long one sync_shopify message pushes before handing over, seconds.
-SYNC_SLICE_S = 5.0
+#: How long one sync_shopify message pushes before handing over, seconds. Long,
+#: because the hand-over (a message) can take up to a second to be picked up;
+#: a stopping worker ends the slice at once.
+SYNC_SLICE_S = 60.0
 #: Wait before trying Shopify again after it refused the access token, milliseconds.
 SHOPIFY_REFUSED_RETRY_MS = 30_000
 
@@ -65,6 +67,8 @@ class Context:
     keys: Keys
     engine: Any  # sqlalchemy.Engine, created on first use
     _shopify: Any = None
+    #: Set when the process stops: long-running actors end their slice.
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     @property
     def shopify(self):
@@ -127,7 +131,8 @@ def build(settings: Settings, broker: RedisBroker, context: Context) -> Actors:
 
         if context.shopify_stopped():
             return
-        report = ShopifySync(context.redis, context.keys, context.shopify, settings).run_for(SYNC_SLICE_S)
+        report = ShopifySync(context.redis, context.keys, context.shopify, settings).run_for(
+            SYNC_SLICE_S, stop=context.stopping)
         if report.got_slot:  # keep the sync running; a duplicate message just ends
             actors.sync_shopify.send_with_options(
                 delay=SHOPIFY_REFUSED_RETRY_MS if report.unauthorized else None)
@@ -146,7 +151,7 @@ def build(settings: Settings, broker: RedisBroker, context: Context) -> Actors:
         fill_waiting=dramatiq.actor(fill_waiting, broker=broker, queue_name="default",
                                     max_retries=20),
         sync_shopify=dramatiq.actor(sync_shopify, broker=broker, queue_name="shopify",
-                                    max_retries=0, time_limit=120_000),
+                                    max_retries=0, time_limit=int(SYNC_SLICE_S * 1000) + 120_000),
         push_fulfillments=dramatiq.actor(push_fulfillments, broker=broker, queue_name="shopify",
                                          max_retries=0, time_limit=300_000),
     )
@@ -245,6 +250,7 @@ class WorkerProcess:
 
     def stop(self) -> None:
         self.stop_event.set()
+        self.context.stopping.set()
         self.worker.stop(timeout=10_000)
         self.watchdog.join(5)
         self.broker.close()
