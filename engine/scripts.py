@@ -99,10 +99,22 @@ def header_codes(name: str) -> set[str]:
 _USED = re.compile(r"(?:refuse(?:_outcome)?\(|c = )'([a-z_]+)'")
 
 
+_LIB_FUNCTION = re.compile(r"^local function (\w+)\(.*?^end$", re.MULTILINE | re.DOTALL)
+
+
+def _lib_functions() -> dict[str, str]:
+    return {m.group(1): m.group(0) for m in _LIB_FUNCTION.finditer(_read("lib"))}
+
+
 def used_codes(name: str) -> set[str]:
-    """Codes the script's own body can answer (lib.lua's begin() adds
-    not_ready, invalid and idempotency_key_reused to every stock script)."""
-    found = set(_USED.findall(body(name)))
+    """Codes the script can answer: its own body's, and those of the lib.lua
+    operations it calls (e.g. place_order); begin() adds not_ready, invalid
+    and idempotency_key_reused to every stock script."""
+    text = body(name)
+    for fn, source in _lib_functions().items():
+        if fn not in ("begin", "refuse", "refuse_outcome", "invalid", "reply", "commit") and f"{fn}(" in text:
+            text += source
+    found = set(_USED.findall(text))
     if name not in STANDALONE:
         found |= {"not_ready", "invalid", "idempotency_key_reused"}
         if "commit(" in body(name):

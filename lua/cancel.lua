@@ -20,7 +20,7 @@
 --   not_ready, idempotency_key_reused
 --
 -- Writes: P:o:<order>, P:s:<sku>, P:r:<sku>, P:wd:<sku>, P:ww:<sku> (also of
---   the orders the fill reaches), P:outbox, P:dirty, P:fillq, P:unsynced,
+--   the orders the fill reaches), P:outbox, P:dirty, P:dirtyat, P:fillq, P:unsynced,
 --   P:i:<op>, P:if:<op>
 --
 -- Invariant kept: quantity = reserved + backordered + exception + shipped +

@@ -26,7 +26,7 @@
 --   not_ready, idempotency_key_reused
 --
 -- Writes: P:s:<sku>, P:r:<sku>, P:wd:<sku>, P:ww:<sku>, P:o:<order> (orders
---   that lose or gain units), P:outbox, P:dirty, P:fillq, P:unsynced,
+--   that lose or gain units), P:outbox, P:dirty, P:dirtyat, P:fillq, P:unsynced,
 --   P:i:<op>, P:if:<op>
 --
 -- Invariant kept: on_hand >= 0 and available = on_hand - reserved >= 0.

@@ -18,7 +18,7 @@
 --   not_ready, idempotency_key_reused
 --
 -- Writes: P:s:<sku>, P:r:<sku>, P:wd:<sku>, P:ww:<sku>, P:o:<order> (orders
---   filled), P:outbox, P:dirty, P:fillq, P:unsynced
+--   filled), P:outbox, P:dirty, P:dirtyat, P:fillq, P:unsynced
 --
 -- Invariant kept: waiting lines fill in acceptance order; available >= 0.
 

@@ -20,7 +20,7 @@
 --   not_ready, idempotency_key_reused
 --
 -- Writes: P:rref (hash reference -> receipt id), P:s:<sku>, P:r:<sku>,
---   P:wd:<sku>, P:ww:<sku>, P:o:<order> (orders filled), P:outbox, P:dirty,
+--   P:wd:<sku>, P:ww:<sku>, P:o:<order> (orders filled), P:outbox, P:dirty, P:dirtyat,
 --   P:fillq, P:unsynced, P:i:<op>, P:if:<op>
 --
 -- Invariant kept: fills never take available below zero nor a wholesale fill

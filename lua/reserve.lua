@@ -31,7 +31,7 @@
 --   not_ready, idempotency_key_reused
 --
 -- Writes: P:seq, P:o:<order>, P:s:<sku>, P:r:<sku>, P:wd:<sku>, P:ww:<sku>,
---   P:outbox, P:dirty, P:unsynced, P:i:<op>, P:if:<op>
+--   P:outbox, P:dirty, P:dirtyat, P:unsynced, P:i:<op>, P:if:<op>
 --
 -- Invariant kept: for every SKU, available = on_hand - reserved >= 0, and a
 -- wholesale reservation never takes available below dtc_reserve.

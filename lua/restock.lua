@@ -21,7 +21,7 @@
 --   not_ready, idempotency_key_reused
 --
 -- Writes: P:o:<order> (and the orders a fill reaches), P:s:<sku>, P:r:<sku>,
---   P:wd:<sku>, P:ww:<sku>, P:outbox, P:dirty, P:fillq, P:unsynced,
+--   P:wd:<sku>, P:ww:<sku>, P:outbox, P:dirty, P:dirtyat, P:fillq, P:unsynced,
 --   P:i:<op>, P:if:<op>
 --
 -- Invariant kept: returned <= shipped on every line.

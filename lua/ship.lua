@@ -21,7 +21,7 @@
 --   invalid     {field, detail}
 --   not_ready, idempotency_key_reused
 --
--- Writes: P:o:<order>, P:s:<sku>, P:r:<sku>, P:outbox, P:dirty, P:unsynced,
+-- Writes: P:o:<order>, P:s:<sku>, P:r:<sku>, P:outbox, P:dirty, P:dirtyat, P:unsynced,
 --   P:i:<op>, P:if:<op>
 --
 -- Invariant kept: only reserved units ship; on_hand - reserved is unchanged.

@@ -57,6 +57,8 @@
 --               {uninstalled = true}
 --   not_found   {kind = "order"}  (if_missing = "report"; nothing written)
 --   conflict    {reason = "order_exists"}    (place_order: an id clash)
+--   insufficient_stock {lines}   (place_order under all_or_nothing; Shopify
+--               orders are placed under accept, so it does not happen)
 --   invalid     {field, detail}
 --   not_ready, idempotency_key_reused
 --

@@ -19,7 +19,7 @@
 --   not_ready, idempotency_key_reused
 --
 -- Writes: P:s:<sku>, P:skus, P:r:<sku>, P:ww:<sku>, P:o:<order> (orders
---   filled), P:outbox, P:dirty, P:fillq, P:unsynced, P:i:<op>, P:if:<op>
+--   filled), P:outbox, P:dirty, P:dirtyat, P:fillq, P:unsynced, P:i:<op>, P:if:<op>
 --
 -- Invariant kept: a fill never takes available below dtc_reserve for a
 -- wholesale line, nor below zero for any line.

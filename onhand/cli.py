@@ -168,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_serve)
 
     w = sub.add_parser("worker", help="run the background workers only")
-    w.add_argument("--threads", type=int, default=4)
+    w.add_argument("--threads", type=int, default=8,
+                   help="actor threads (2 drain the outbox, 1 syncs Shopify; the rest push fulfillments and fills)")
     w.set_defaults(fn=cmd_worker)
 
     sub.add_parser("migrate", help="bring the PostgreSQL schema up to date").set_defaults(fn=cmd_migrate)

@@ -25,18 +25,14 @@ from engine.model import as_list, order_from_snapshot
 from persistence.bulk import insert_rows
 from persistence.models import (
     ApiKey,
-    AppliedEvent,
     Customer,
     CustomerProfile,
-    IdempotencyRecord,
-    LedgerEntry,
     Order,
     OrderLine,
     Receipt,
     Return,
     Shipment,
     ShopifyPending,
-    Sku,
     State,
     WebhookReceipt,
 )

@@ -171,7 +171,7 @@ async def running_stack(redis_url: str, database_url: str, *, workers: bool = Tr
         async with httpx.AsyncClient(base_url=http.base_url, timeout=60,
                                      limits=httpx.Limits(max_connections=200)) as client:
             if workers:
-                worker = WorkerProcess(settings, threads=3)
+                worker = WorkerProcess(settings, threads=6)
                 worker.start()
             try:
                 yield Stack(settings, client, worker, redis, Keys(settings.merchant))

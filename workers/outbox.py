@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -121,9 +122,10 @@ class Drainer:
 
     # ------------------------------------------------------------ draining
 
-    def run_for(self, seconds: float) -> DrainReport:
-        """Holds the slot and drains for up to ``seconds``; returns a report.
-        Returns at once when the slot is held by someone else."""
+    def run_for(self, seconds: float, stop: threading.Event | None = None) -> DrainReport:
+        """Holds the slot and drains for up to ``seconds`` (or until ``stop``
+        is set); returns a report. Returns at once when the slot is held by
+        someone else."""
         report = DrainReport()
         if not self.acquire():
             return report
@@ -135,6 +137,8 @@ class Drainer:
             self._drain(report, pending=True, deadline=deadline)
             self._claim_orphans(report)
             while time.monotonic() < deadline and self.renew():
+                if stop is not None and stop.is_set():
+                    break
                 self._drain(report, pending=False, deadline=deadline)
         except PostgresUnavailable:
             report.postgres_down = True

@@ -45,7 +45,7 @@ log = logging.getLogger("onhand.workers")
 #: Drain slots: at most this many drainers write to PostgreSQL at once.
 DRAIN_SLOTS = 2
 #: How long one drain_outbox message drains before handing over, seconds.
-DRAIN_SLICE_S = 5.0
+DRAIN_SLICE_S = 30.0
 #: Back-off before trying PostgreSQL again after a connection failure, milliseconds.
 POSTGRES_RETRY_MS = 1000
 #: How often the watchdog looks, seconds.
@@ -116,7 +116,7 @@ def build(settings: Settings, broker: RedisBroker, context: Context) -> Actors:
     def drain_outbox(slot: int) -> None:
         drainer = Drainer(context.redis, context.engine, context.keys, slot=slot,
                           closed_order_retention_ms=settings.closed_order_retention_s * 1000)
-        report = drainer.run_for(DRAIN_SLICE_S)
+        report = drainer.run_for(DRAIN_SLICE_S, stop=context.stopping)
         if report.postgres_down:
             log.warning("PostgreSQL unreachable; outbox entries stay pending, retrying")
         if report.got_slot:  # keep the slot drained; a duplicate message just ends
@@ -231,7 +231,7 @@ class Watchdog(threading.Thread):
 class WorkerProcess:
     """One worker process: Dramatiq worker threads plus the watchdog."""
 
-    def __init__(self, settings: Settings, *, threads: int = 4, heartbeat_timeout_ms: int = 60_000,
+    def __init__(self, settings: Settings, *, threads: int = 8, heartbeat_timeout_ms: int = 60_000,
                  maintenance_chance: int = 1000):
         self.settings = settings
         self.context = Context.create(settings)
