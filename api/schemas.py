@@ -48,6 +48,9 @@ async def strict_body(request, body_type: type[T], *, optional: bool = False) ->
     try:
         # JSON Schema counts 5.0 as an integer; strings never are numbers
         return msgspec.convert(_integral(msgspec.json.decode(raw)), type=body_type, strict=True)
+    except _NulInText as exc:
+        raise ApiProblem(VALIDATION, "text must not contain NUL characters",
+                         errors=[{"field": str(exc), "message": "contains \\u0000"}]) from exc
     except msgspec.ValidationError as exc:
         message = str(exc)
         field = message.rsplit(" - at `", 1)[1].rstrip("`") if " - at `" in message else "body"
@@ -57,14 +60,29 @@ async def strict_body(request, body_type: type[T], *, optional: bool = False) ->
                          errors=[{"field": "body", "message": str(exc)}]) from exc
 
 
-def _integral(value):
-    """Integral floats (5.0) become ints, recursively; other values stay."""
+class _NulInText(ValueError):
+    """Raised for a string holding NUL: PostgreSQL text and jsonb cannot."""
+
+
+def _integral(value, path: str = "$"):
+    """Integral floats (5.0) become ints, recursively; strings with NUL are
+    refused (they could be accepted in Redis and then never reach
+    PostgreSQL); other values stay."""
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return int(value)
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise _NulInText(path)
+        return value
     if isinstance(value, dict):
-        return {k: _integral(v) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():
+            if "\x00" in k:
+                raise _NulInText(path)
+            out[k] = _integral(v, f"{path}.{k}")
+        return out
     if isinstance(value, list):
-        return [_integral(v) for v in value]
+        return [_integral(v, f"{path}[{i}]") for i, v in enumerate(value)]
     return value
 
 

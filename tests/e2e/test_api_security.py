@@ -126,6 +126,8 @@ async def test_bad_bodies_are_rejected_and_change_nothing(redis_url, database_ur
             {"channel": "wholesale", "lines": []},
             {"channel": "wholesale", "lines": [{"sku": "SEC", "quantity": 1}] * 501},
             {"channel": "wholesale", "backorder_policy": "sometimes", "lines": [{"sku": "SEC", "quantity": 1}]},
+            # PostgreSQL cannot store NUL in text: refused here, not dead-lettered later
+            {"channel": "wholesale", "po_number": "PO\u0000-1", "lines": [{"sku": "SEC", "quantity": 1}]},
         ]
         for body in cases:
             r = await stack.post("/v1/orders", body)
