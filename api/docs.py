@@ -56,6 +56,7 @@ def refine(schema) -> None:
     if (adjust := components.get("AdjustmentBody")) is not None and adjust.properties:
         adjust.properties["delta"].schema_not = Schema(const=0)
     _zero_minimums(components)
+    _no_nul_in_text(components, bodies)
     for path, item in (schema.paths or {}).items():
         for operation in (item.get, item.put, item.post, item.delete):
             if operation is None:
@@ -65,6 +66,25 @@ def refine(schema) -> None:
                     parameter.schema.minimum = 0
             if path.endswith("/cancel") and operation.request_body is not None:
                 operation.request_body.required = False  # no body: cancel the whole remainder
+
+
+#: Text without NUL (PostgreSQL cannot store it; api/schemas.py refuses it).
+NO_NUL = r"^[^\x00]*$"
+
+
+def _no_nul_in_text(components, bodies: set[str]) -> None:
+    from litestar.openapi.spec import OpenAPIType
+
+    def is_text(schema) -> bool:
+        kinds = [schema.type] + [getattr(o, "type", None) for o in (schema.one_of or [])]
+        return any(k == OpenAPIType.STRING or (isinstance(k, list) and OpenAPIType.STRING in k)
+                   for k in kinds)
+
+    for name in bodies:
+        component = components.get(name)
+        for prop in (component.properties or {}).values() if component else ():
+            if is_text(prop) and not prop.pattern and not prop.enum and prop.const is None:
+                prop.pattern = NO_NUL
 
 
 def _zero_minimums(components) -> None:
