@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.auth import Authenticator
@@ -14,6 +14,9 @@ from api.ratelimit import RateLimiter
 from api.reads import OrderReader
 from engine.store import Store
 from onhand.settings import Settings
+
+#: Longest a request waits for a free Redis connection before it is a 503.
+REDIS_POOL_WAIT_S = 5.0
 
 
 @dataclass
@@ -31,7 +34,12 @@ class Services:
     async def open(cls, settings: Settings) -> "Services":
         from persistence.db import make_async_engine
 
-        redis = Redis.from_url(settings.redis_url, health_check_interval=30)
+        # A blocking pool: a burst larger than the pool queues for a connection
+        # (redis-py's default pool refuses at once with "Too many connections",
+        # which a flash sale of a few hundred buyers turned into 503s).
+        redis = Redis.from_pool(BlockingConnectionPool.from_url(
+            settings.redis_url, max_connections=settings.redis_pool_size, timeout=REDIS_POOL_WAIT_S,
+            health_check_interval=30))
         if settings.engine == "baseline":
             # Benchmarks only: the same API over PostgreSQL row locks (loadtests/baseline.py).
             from loadtests.baseline import BaselineStore

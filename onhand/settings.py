@@ -65,6 +65,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     redis_maxmemory_bytes: int = 1024**3
     #: Replicas that must acknowledge each write before it is answered (0: none).
     redis_wait_replicas: int = 0
+    #: Redis connections per API process. Requests beyond it wait for one (up
+    #: to REDIS_POOL_WAIT_S) instead of failing: Redis runs one command at a
+    #: time, so more connections add no throughput.
+    redis_pool_size: int = 64
     #: If set at start, an admin API key with this value exists.
     admin_key: str | None = None
     #: Bearer token accepted on /metrics (besides the admin key).
@@ -140,6 +144,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             kwargs["redis_maxmemory_bytes"] = parse_bytes(v)
         if (v := get("ONHAND_REDIS_WAIT_REPLICAS")) is not None:
             kwargs["redis_wait_replicas"] = int(v)
+        if (v := get("ONHAND_REDIS_POOL_SIZE")) is not None:
+            kwargs["redis_pool_size"] = int(v)
+            if kwargs["redis_pool_size"] < 1:
+                raise ValueError("ONHAND_REDIS_POOL_SIZE must be at least 1")
         if (v := get("ONHAND_RATE_LIMIT_WHOLESALE")) is not None:
             kwargs["rate_limit_wholesale"] = float(v)
         if (v := get("ONHAND_RATE_LIMIT_STAFF")) is not None:
