@@ -31,7 +31,7 @@ import msgspec
 from redis import Redis
 from redis.asyncio import BlockingConnectionPool
 from redis.asyncio import Redis as AsyncRedis
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from engine.commands import Op, OrderLineRequest, PlaceOrder, PutSku, ReceiveStock, SkuQty
 from engine.keys import Keys
@@ -254,7 +254,7 @@ def lag_bench(*, seconds: float = 20.0, out: str = "bench-report") -> int:
                 "select event_id, extract(epoch from applied_at) * 1000 from applied_events")).all()
         engine.dispose()
     lags = sorted(float(ms) - int(eid.split("-")[0]) for eid, ms in rows)
-    p = lambda q: lags[min(len(lags) - 1, int(q * len(lags)))] if lags else float("nan")  # noqa: E731
+    p = lambda q: lags[min(len(lags) - 1, int(q * len(lags)))] if lags else float("nan")
     text_out = "\n".join([
         "# PostgreSQL lag benchmark",
         "",
