@@ -46,6 +46,13 @@ async def strict_body(request, body_type: type[T], *, optional: bool = False) ->
     if optional and raw.strip() in (b"", b"null"):
         return None
     try:
+        if b"\\u0000" not in raw:
+            # the common case in one pass (a body with no NUL escape; the
+            # profile of an order at full rate had the slow path at 3%)
+            try:
+                return msgspec.json.decode(raw, type=body_type, strict=True)
+            except msgspec.ValidationError:
+                pass  # perhaps 5.0 for an integer: the path below decides
         # JSON Schema counts 5.0 as an integer; strings never are numbers
         return msgspec.convert(_integral(msgspec.json.decode(raw)), type=body_type, strict=True)
     except _NulInText as exc:
