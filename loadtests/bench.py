@@ -204,12 +204,13 @@ class Bench:
         self.run.maxrates.append(m)
         return m
 
-    def open_loop(self, engine: str, fraction: float, hot: str, max_rps: float) -> None:
+    def open_loop(self, engine: str, fraction: float, hot: str, max_rps: float, label: str = "") -> None:
         service = self.services[engine]
         rate = max(10.0, round(fraction * max_rps))
         window = CpuWindow(service, self.srv, self.redis)
         waits = PgWaits(service.database_url)
-        with self.phase(f"open loop {fraction:.0%}", engine):
+        name = label or f"{fraction:.0%}"
+        with self.phase(f"open loop {name}", engine):
             t0 = time.time()
             waits.start()
             window.start()
@@ -218,13 +219,13 @@ class Bench:
             pg = waits.stop()
             t1 = time.time()
         samples = self._backlog_in(t0, t1)
-        ol = OpenLoop(engine, fraction, result, cpu, pg)
+        ol = OpenLoop(engine, fraction, result, cpu, pg, label=label)
         if engine == "onhand" and samples:
             ol.backlog_start, ol.backlog_end = samples[0].backlog, samples[-1].backlog
             ol.backlog_max = max(s.backlog for s in samples)
             ol.lag_max_s = max(s.lag_s for s in samples)
-            ol.drain_s = self.drained(f"open loop {fraction:.0%}", t0)
-        _say(f"open loop {fraction:.0%} on {engine}: {rate:.0f}/s, p50 {result['p50']:.1f} ms, "
+            ol.drain_s = self.drained(f"open loop {name}", t0)
+        _say(f"open loop {name} on {engine}: {rate:.0f}/s, p50 {result['p50']:.1f} ms, "
              f"p99 {result['p99']:.1f} ms, errors {result['errors']}, timeouts {result['timeouts']}")
         self.run.openloops.append(ol)
 
@@ -254,6 +255,11 @@ class Bench:
         for fraction in (0.5, 0.8):
             for engine in self.services:
                 self.open_loop(engine, fraction, data[engine]["hot"], self.run.maxrate(engine, "hot").wrk.rps)
+        # the same rate for both: onhand at the baseline's 80%
+        own, theirs = self.run.maxrate("onhand", "hot").wrk.rps, self.run.maxrate("baseline", "hot").wrk.rps
+        if own > 0:
+            self.open_loop("onhand", 0.8 * theirs / own, data["onhand"]["hot"], own,
+                           label="the baseline's 80% rate")
         for engine in self.services:
             self.profile(engine, data[engine]["hot"])
         for engine in self.services:

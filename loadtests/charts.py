@@ -66,7 +66,7 @@ def openloop(run: Run, out: Path) -> str | None:
             continue
         style = "-" if ol.fraction > 0.6 else ":"
         ax.plot([s[0] for s in series], [s[3] for s in series], style, color=COLORS[ol.engine],
-                label=f"{ol.engine} p99 at {ol.fraction:.0%} of max ({ol.result['rate']:.0f}/s)")
+                label=f"{ol.engine} p99 at {ol.name} ({ol.result['rate']:.0f}/s)")
     ax.set_yscale("log")
     ax.set_xlabel("seconds")
     ax.set_ylabel("p99 per second (ms, from intended send time)")

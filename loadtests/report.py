@@ -41,6 +41,12 @@ class OpenLoop:
     backlog_max: int = 0
     lag_max_s: float = 0.0
     drain_s: float | None = None
+    #: Set for a run at another engine's rate (the same-rate comparison).
+    label: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.label or f"{self.fraction:.0%}"
 
 
 @dataclass
@@ -165,6 +171,12 @@ def _summary_rows(run: Run) -> list[str]:
             for p in ("p50", "p99", "p99.9"):
                 rows.append(f"| open loop at {frac:.0%} of own max | {p} | {_ms(a.result[p])} | "
                             f"{_ms(b.result[p])} | {_ratio(a.result[p], b.result[p], False)} |")
+    same = next((o for o in run.openloops if o.engine == "onhand" and o.label), None)
+    b = next((o for o in run.openloops if o.engine == "baseline" and o.fraction == 0.8), None)
+    if same and b:
+        for p in ("p50", "p99", "p99.9"):
+            rows.append(f"| open loop, both at {b.result['rate']:.0f}/s (the baseline's 80%) | {p} | "
+                        f"{_ms(same.result[p])} | {_ms(b.result[p])} | {_ratio(same.result[p], b.result[p], False)} |")
     return rows
 
 
@@ -242,25 +254,25 @@ def _openloop_section(run: Run, chart: str | None) -> list[str]:
     lines = ["## Latency at fixed request rates (open loop)", "",
              ("`loadtests/openloop.py` sends at a fixed rate and times each request from its intended send time "
              "(a request that waits for a free connection or a slow server still counts from then: no coordinated "
-             "omission). Rates are 50% and 80% of each engine's own wrk maximum on the hot SKU; the first 2 s "
-             "are warm-up and left out."), "",
+             "omission). Rates are 50% and 80% of each engine's own wrk maximum on the hot SKU, and onhand once more at "
+             "the baseline's 80% rate (the same rate for both); the first 2 s are warm-up and left out."), "",
              "| engine | load | rate | achieved | p50 | p90 | p99 | p99.9 | max | errors | timeouts | generator CPU | outbox backlog start -> end (max), lag max |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for ol in run.openloops:
         r = ol.result
         backlog = (f"{ol.backlog_start} -> {ol.backlog_end} ({ol.backlog_max}), {ol.lag_max_s:.1f} s"
                    if ol.engine == "onhand" else "n/a")
-        lines.append(f"| {ol.engine} | {ol.fraction:.0%} | {r['rate']:.0f}/s | {r['achieved_rate']:.0f}/s | {_ms(r['p50'])} | "
+        lines.append(f"| {ol.engine} | {ol.name} | {r['rate']:.0f}/s | {r['achieved_rate']:.0f}/s | {_ms(r['p50'])} | "
                      f"{_ms(r['p90'])} | {_ms(r['p99'])} | {_ms(r['p99.9'])} | {_ms(r['max_ms'])} | {r['errors']} | "
                      f"{r['timeouts']} | {r['cpu_s']:.1f} s | {backlog} |")
     for ol in run.openloops:
         r = ol.result
         if r["achieved_rate"] < 0.95 * r["rate"]:
-            lines.append(f"- {ol.engine} at {ol.fraction:.0%}: **not sustained**: it answered {r['achieved_rate']:.0f} of "
+            lines.append(f"- {ol.engine} at {ol.name}: **not sustained**: it answered {r['achieved_rate']:.0f} of "
                          f"{r['rate']:.0f} requests/s, so requests queued and the latencies grow with the run's length.")
         if ol.cpu:
             c = ol.cpu
-            lines.append(f"- {ol.engine} at {ol.fraction:.0%}: CPU API {_pct(c.get('api', 0))}, worker "
+            lines.append(f"- {ol.engine} at {ol.name}: CPU API {_pct(c.get('api', 0))}, worker "
                          f"{_pct(c.get('worker', 0))}, Redis {_pct(c.get('redis', 0))}, PostgreSQL "
                          f"{_pct(c.get('postgres', float('nan')))}, generator {_pct(c.get('generator', 0))}, "
                          f"everything else {_pct(c.get('other', 0))} (machine {_pct(c.get('machine', 0))} of 200%)"
@@ -269,7 +281,7 @@ def _openloop_section(run: Run, chart: str | None) -> list[str]:
     for ol in run.openloops:
         if ol.engine == "onhand":
             grew = ol.backlog_end > max(2 * ol.result["rate"], 2 * ol.backlog_start + 100)
-            lines.append(f"- onhand at {ol.fraction:.0%}: the outbox drain "
+            lines.append(f"- onhand at {ol.name}: the outbox drain "
                          + ("**did not keep up**: the backlog kept growing, so this rate was not sustained "
                             "end to end (orders were accepted, PostgreSQL fell behind)"
                             if grew else "kept up (the backlog stayed bounded)")
@@ -345,7 +357,7 @@ def _generator_section(run: Run) -> list[str]:
         lines.append(line + ".")
     for ol in run.openloops:
         secs = ol.result["sent"] / max(ol.result["rate"], 1) + 2
-        lines.append(f"- open-loop generator, {ol.engine} at {ol.fraction:.0%}: {ol.result['cpu_s']:.1f} CPU s "
+        lines.append(f"- open-loop generator, {ol.engine} at {ol.name}: {ol.result['cpu_s']:.1f} CPU s "
                      f"(~{100 * ol.result['cpu_s'] / secs:.0f}% of a core).")
     for o in run.outcomes:
         if not o.skipped and o.seconds:
