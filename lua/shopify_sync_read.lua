@@ -9,7 +9,9 @@
 -- with the sync state the intake scripts keep, so the two cannot disagree.
 -- Sales still held back (P:syr:<sku> entries whose score, the end of their
 -- hold, is not past: Shopify may not have had our 200 for them yet) are
--- summed; the push holds them back as if unseen.
+-- summed; the push holds them back as if unseen. A SKU pushed for the first
+-- time settles for a while (see workers/shopify_sync.py and
+-- shopify_sync_commit.lua): the settle is read too.
 --
 -- KEYS[1]  merchant prefix
 -- ARGV[1]  now, milliseconds since the epoch
@@ -19,7 +21,9 @@
 -- Returns: {JSON, 0, ""} with JSON one of
 --   ok          {skus = [{sku, available, pushed (absent: never pushed), owed,
 --               seen, gen, recent (units held back), recent_until (when the
---               last hold ends), dirty_at, m (the SKU's details)}]}
+--               last hold ends), settle_until (absent: not settling),
+--               settle_quiet, settle_started, settle_gap, settle_mark,
+--               dirty_at, m (the SKU's details)}]}
 --               {stopped = "uninstalled", skus = []}
 --   invalid     {field, detail}
 --   not_ready
@@ -71,7 +75,8 @@ for _, sku in ipairs(taken) do
   if c[1] then
     local available = tonumber(c[1]) - tonumber(c[2]) - tonumber(c[3])
     if c[4] then available = 0 end
-    local st = redis.call('HMGET', P .. ':sy:' .. sku, 'p', 'o', 'w', 'g')
+    local st = redis.call('HMGET', P .. ':sy:' .. sku, 'p', 'o', 'w', 'g', 'b', 'bq', 'bs', 'bg',
+      'bm')
     local key_recent = P .. ':syr:' .. sku
     redis.call('ZREMRANGEBYSCORE', key_recent, '-inf', '(' .. now)
     local recent, last = 0, nil
@@ -84,6 +89,9 @@ for _, sku in ipairs(taken) do
                        owed = tonumber(st[2] or '0'), seen = tonumber(st[3] or '0'),
                        gen = tonumber(st[4] or '0'), recent = recent,
                        recent_until = last or cjson.null,
+                       settle_until = tonumber(st[5]) or cjson.null, settle_quiet = st[6] == '1',
+                       settle_started = tonumber(st[7] or '0'), settle_gap = tonumber(st[8] or '0'),
+                       settle_mark = st[9] or cjson.null,
                        dirty_at = tonumber(dirty_at), m = c[5] or cjson.null}
     if not again then redis.call('ZADD', P .. ':sync:inflight', now, sku) end
   end

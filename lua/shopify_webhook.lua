@@ -26,10 +26,12 @@
 --
 -- The channel sync's count of what Shopify did to its own available moves in
 -- the same step (only for SKUs the sync has pushed, P:sy:<sku> present):
--- w += units sold by an order, w -= units Shopify restocked by a refund; a
--- sale is also noted in P:syr:<sku> ("<shopify order id>:<units>", scored by
--- when the sync may stop holding it back: now + sale_hold_ms, brought forward
--- by the API once its 200 has been sent).
+-- w += units sold by an order, w -= units Shopify restocked by a refund, and
+-- the event carries each SKU's change of the sync balance (sync = [{sku, l
+-- (the state's lineage), dx}], see shopify_sync_commit.lua) for PostgreSQL. A
+-- sale (of any SKU onhand has) is also noted in P:syr:<sku> ("<shopify order
+-- id>:<units>", scored by when the sync may stop holding it back: now +
+-- sale_hold_ms, brought forward by the API once its 200 has been sent).
 --
 -- KEYS[1]  merchant prefix (see lib.lua for the derived key patterns)
 -- ARGV     common ARGV[1..7] (lib.lua), ARGV[3] = 0; ARGV[6] command:
@@ -163,16 +165,30 @@ local function record(key, result)
 end
 
 -- What Shopify did to its own available: units > 0 sold, < 0 restocked.
+-- Each SKU's change of the sync count goes into the event (PostgreSQL sums
+-- them per lineage, so a rebuilt Redis gets the count back).
+local sync = {}
+local sync_of = {}
 local function shopify_moved(sku, units)
-  local key_sync = P .. ':sy:' .. sku
-  if units == 0 or redis.call('EXISTS', key_sync) == 0 then return end
-  redis.call('HINCRBY', key_sync, 'w', units)
+  if units == 0 then return end
+  -- a sale is held back even before the SKU's first push (which may come
+  -- before Shopify has read our 200)
   if units > 0 and hold_ms > 0 then
     local key_recent = P .. ':syr:' .. sku
     redis.call('ZADD', key_recent, NOW_MS + hold_ms, sid .. ':' .. units)
     redis.call('PEXPIRE', key_recent, hold_ms + 60000)
     held = true
   end
+  local key_sync = P .. ':sy:' .. sku
+  if redis.call('EXISTS', key_sync) == 0 then return end
+  redis.call('HINCRBY', key_sync, 'w', units)
+  local moved = sync_of[sku]
+  if not moved then
+    moved = {sku = sku, l = tonumber(redis.call('HGET', key_sync, 'l') or '0'), dx = 0}
+    sync_of[sku] = moved
+    sync[#sync + 1] = moved
+  end
+  moved.dx = moved.dx - units
   redis.call('SADD', P .. ':dirty', sku)
   redis.call('HSETNX', P .. ':dirtyat', sku, NOW_MS)
 end
@@ -301,7 +317,7 @@ if topic == 'orders/create' then
   fill_all(released)
   for _, k in ipairs(cmd.keys) do record(k, summary) end
   return commit('shopify.order_created', {order_id = oid, applied = applied, held = held},
-    {webhooks = records, returns = returns})
+    {webhooks = records, returns = returns, sync = sync})
 end
 
 -- orders/cancelled and refunds/create: each refund once, by its own record
@@ -337,4 +353,4 @@ for _, r in ipairs(fresh) do
 end
 for _, k in ipairs(cmd.keys) do record(k, summary) end
 return commit(topic == 'refunds/create' and 'shopify.refunded' or 'shopify.cancelled', result,
-  {webhooks = records, returns = returns, shopify_pending = pending})
+  {webhooks = records, returns = returns, shopify_pending = pending, sync = sync})

@@ -9,6 +9,8 @@ Idempotent and order-independent:
   commit in any order and the newest version wins.
 - Facts (ledger movements, shipments, returns, receipts, idempotency records)
   are keyed by the event or their own id and inserted once.
+- The Shopify sync's count is a sum of per-event changes (applied once each,
+  in any order); a commit's event removes its write-ahead record.
 Rows are written in key order so concurrent batches lock in the same order.
 """
 
@@ -33,6 +35,7 @@ from persistence.models import (
     Return,
     Shipment,
     ShopifyPending,
+    ShopifySyncWal,
     State,
     WebhookReceipt,
 )
@@ -115,6 +118,7 @@ def apply_batch(conn: Connection, entries: list[OutboxEntry]) -> int:
     _records(conn, new)
     _idempotency(conn, new)
     _shopify(conn, new)
+    _shopify_sync(conn, new)
     return len(new)
 
 
@@ -356,6 +360,57 @@ def _shopify(conn: Connection, entries: list[OutboxEntry]) -> None:
             index_elements=[State.key], set_={"value": stmt.excluded.value},
             where=text("(state.value::jsonb->>'at')::bigint <= (excluded.value::jsonb->>'at')::bigint"))
         conn.execute(stmt)
+
+
+_SYNC_STATE = text("""
+INSERT INTO shopify_sync_state AS s (sku, lineage, balance, pushed, gen, settle, updated_at)
+VALUES (:sku, :lineage, :balance, :pushed, :gen, CAST(:settle AS jsonb), :updated_at)
+ON CONFLICT (sku) DO UPDATE SET
+    balance = CASE WHEN excluded.lineage > s.lineage THEN excluded.balance
+                   WHEN excluded.lineage = s.lineage THEN s.balance + excluded.balance
+                   ELSE s.balance END,
+    pushed = CASE WHEN (excluded.lineage, excluded.gen) > (s.lineage, s.gen)
+                  THEN excluded.pushed ELSE s.pushed END,
+    settle = CASE WHEN (excluded.lineage, excluded.gen) > (s.lineage, s.gen)
+                  THEN excluded.settle ELSE s.settle END,
+    gen = CASE WHEN (excluded.lineage, excluded.gen) > (s.lineage, s.gen)
+               THEN excluded.gen ELSE s.gen END,
+    lineage = GREATEST(s.lineage, excluded.lineage),
+    updated_at = GREATEST(s.updated_at, excluded.updated_at)
+""")
+
+
+def _shopify_sync(conn: Connection, entries: list[OutboxEntry]) -> None:
+    """The available sync's count per SKU (lua/shopify_sync_commit.lua):
+    every event carries its own change of the balance and the state's
+    lineage; the newest lineage is kept and its changes summed (addition:
+    any order, and each event is applied once), ``pushed`` and the settle
+    come from the newest commit. A commit's event (shopify.synced) also
+    closes its write-ahead record."""
+    sums: dict[str, dict[str, Any]] = {}
+    closed = []
+    for e in entries:
+        at = ms_to_dt(e.event["at"])
+        for c in as_list(e.event.get("sync")):
+            sku, lineage = c["sku"], int(c.get("l") or 0)
+            row = sums.get(sku)
+            if row is None or lineage > row["lineage"]:
+                row = sums[sku] = {"sku": sku, "lineage": lineage, "balance": 0, "pushed": None,
+                                   "gen": 0, "settle": None, "updated_at": at}
+            elif lineage < row["lineage"]:
+                continue
+            row["balance"] += int(c.get("dx") or 0)
+            row["updated_at"] = max(row["updated_at"], at)
+            if c.get("g") is not None and int(c["g"]) > row["gen"]:
+                settle = c.get("s") if isinstance(c.get("s"), dict) else None
+                row.update(gen=int(c["g"]), pushed=int(c["p"]),
+                           settle=None if settle is None else msgspec.json.encode(settle).decode())
+        if e.event.get("t") == "shopify.synced" and e.event.get("key"):
+            closed.append(e.event["key"])
+    if sums:
+        conn.execute(_SYNC_STATE, [sums[k] for k in sorted(sums)])
+    if closed:
+        conn.execute(delete(ShopifySyncWal).where(ShopifySyncWal.key.in_(sorted(closed))))
 
 
 def highest_sequence(conn: Connection) -> int:

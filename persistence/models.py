@@ -329,3 +329,48 @@ class ShopifyFulfillment(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ShopifySyncState(Base):
+    """The available sync's count for one SKU (P:sy:<sku> in Redis), kept so a
+    rebuilt Redis goes on from it instead of pushing the SKU for the first time.
+
+    ``balance`` is owed + pushed - seen: Shopify's quantity plus what Shopify
+    has sold (net of restocks) that onhand had not heard of. Every outbox
+    event that moves it carries its own change (``dx``) and the state's
+    ``lineage`` (a first push or a rebase starts a new one, its first change
+    being the whole balance): the newest lineage is kept and its changes are
+    summed, so events may be applied in any order and an event lost with
+    Redis takes exactly its own change (and its own orders) with it.
+    ``pushed`` and the settle are those of the newest commit (``gen``)."""
+
+    __tablename__ = "shopify_sync_state"
+
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    lineage: Mapped[int] = mapped_column(BigInteger)
+    balance: Mapped[int] = mapped_column(BigInteger)
+    #: Shopify's quantity after onhand's newest write (None: no commit of
+    #: this lineage applied yet; such a row is not restored).
+    pushed: Mapped[int | None] = mapped_column(BigInteger)
+    #: Commits so far: the version of ``pushed`` and the settle.
+    gen: Mapped[int] = mapped_column(BigInteger)
+    #: While the SKU settles after its first push (workers/shopify_sync.py):
+    #: {u: window end (ms), q: quiet, s: began (ms), g: gap held back,
+    #: m: Shopify's updatedAt as the window began}.
+    settle: Mapped[dict | None] = mapped_column(JSONB)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ShopifySyncWal(Base):
+    """A write the sync is about to send to Shopify (its write-ahead record,
+    P:sync:wal in Redis): written before the write, removed when the event of
+    its commit (or of its refusal) is applied. A rebuild puts those left back
+    into Redis and the sync replays them with their idempotency key, so a
+    write whose commit was lost with Redis is still counted."""
+
+    __tablename__ = "shopify_sync_wal"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: {input, entries, at}: what workers/shopify_sync.py replays.
+    record: Mapped[dict] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

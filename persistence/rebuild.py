@@ -4,10 +4,12 @@ Every script refuses ("not ready", API 503) while the epoch key is missing.
 The rebuild runs under a lock, writes everything the order path reads -
 API keys, customers, SKUs with their counters, open orders and orders changed
 within the retention, the per-SKU reservation and waiting queues, receipt
-references, idempotency and webhook records, the acceptance sequence above
-PostgreSQL's highest - marks every SKU dirty for channel sync, and writes the
-epoch last. This is the one writer of pool state besides the Lua scripts:
-nothing can change stock while the epoch is missing, so there is no race.
+references, idempotency and webhook records, the Shopify sync's state,
+write-ahead records and recent sales (docs/shopify.md, "After a rebuild"),
+the acceptance sequence above PostgreSQL's highest - marks every SKU dirty
+for channel sync, and writes the epoch last. This is the one writer of pool
+state besides the Lua scripts: nothing can change stock while the epoch is
+missing, so there is no race.
 
 What a lost Redis disk loses is what the outbox had not yet delivered: if the
 epoch alone is gone but the outbox still holds entries, they are drained into
@@ -26,12 +28,13 @@ from datetime import UTC, datetime
 
 import msgspec
 from redis import Redis
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from engine.keys import Keys
 from persistence.apply import SHOPIFY_APP_STATE
 from persistence.models import (ApiKey, Customer, IdempotencyRecord, Order, OrderLine, Receipt,
-                                ShopifyPending, Sku, State, WebhookReceipt)
+                                ShopifyPending, ShopifySyncState, ShopifySyncWal, Sku, State,
+                                WebhookReceipt)
 
 log = logging.getLogger("onhand.rebuild")
 
@@ -52,6 +55,10 @@ class RebuildReport:
     idempotency_records: int = 0
     webhook_records: int = 0
     shopify_pending: int = 0
+    #: Shopify sync: SKU states, write-ahead records to replay, sales held back
+    shopify_sync_states: int = 0
+    shopify_sync_wal: int = 0
+    shopify_held_sales: int = 0
     drained_first: int = 0
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
@@ -108,6 +115,7 @@ class Rebuilder:
             self._idempotency(conn, report, now_ms)
             self._receipts(conn)
             self._shopify(conn, report, now_ms)
+            self._shopify_sync(conn, report, now_ms)
         from workers.outbox import ensure_group
 
         ensure_group(self.redis, self.keys)
@@ -300,6 +308,59 @@ class Rebuilder:
         app = conn.scalar(select(State.value).where(State.key == SHOPIFY_APP_STATE))
         if app and msgspec.json.decode(app).get("installed") is False:
             pipe.set(f"{self.keys.prefix}:shopify:app", "uninstalled")
+        pipe.execute()
+
+    def _shopify_sync(self, conn, report: RebuildReport, now_ms: int) -> None:
+        """The available sync's state as PostgreSQL has it (docs/shopify.md,
+        "After a rebuild"): per SKU the count (owed = balance - pushed, seen =
+        0: the balance is owed + pushed - seen) and the settle of its newest
+        commit; the write-ahead records of writes whose commit PostgreSQL
+        lacks (the sync replays them first, with their idempotency key); and
+        Shopify sales received within SALE_HOLD_MS, held back as if their 200
+        had never been sent (Shopify may not have read it)."""
+        from api.webhooks import SALE_HOLD_MS
+
+        p = self.keys.prefix
+        pipe = self.redis.pipeline(transaction=False)
+        n = [0]
+        t = ShopifySyncState
+        rows = conn.execute(select(t.sku, t.pushed, t.balance, t.gen, t.lineage, t.settle).where(
+            t.pushed.is_not(None), t.sku.in_(select(Sku.sku))))
+        for row in rows:
+            fields = {"p": row.pushed, "o": row.balance - row.pushed, "w": 0, "g": row.gen,
+                      "l": row.lineage}
+            if row.settle and row.settle.get("u") is not None:
+                st = row.settle
+                fields.update(b=int(st["u"]), bq=1 if st.get("q") else 0, bs=int(st.get("s") or 0),
+                              bg=int(st.get("g") or 0))
+                if st.get("m"):
+                    fields["bm"] = st["m"]
+            pipe.hset(f"{p}:sy:{row.sku}", mapping=fields)
+            report.shopify_sync_states += 1
+            self._flush(pipe, n)
+        for key, record in conn.execute(select(ShopifySyncWal.key, ShopifySyncWal.record)
+                                        .order_by(ShopifySyncWal.created_at, ShopifySyncWal.key)):
+            pipe.hset(f"{p}:sync:wal", key, _encode.encode({**record, "restored": True}))
+            report.shopify_sync_wal += 1
+            self._flush(pipe, n)
+        since = datetime.fromtimestamp((now_ms - SALE_HOLD_MS) / 1000, tz=UTC)
+        received = (select(WebhookReceipt.shopify_order_id.label("sid"),
+                           func.min(WebhookReceipt.received_at).label("at"))
+                    .where(WebhookReceipt.topic == "orders/create", WebhookReceipt.received_at > since,
+                           WebhookReceipt.shopify_order_id.is_not(None))
+                    .group_by(WebhookReceipt.shopify_order_id).subquery())
+        sold = conn.execute(
+            select(received.c.sid, received.c.at, OrderLine.sku, func.sum(OrderLine.quantity))
+            .join(Order, Order.shopify_order_id == received.c.sid)
+            .join(OrderLine, OrderLine.order_id == Order.id)
+            .where(OrderLine.sku.is_not(None), OrderLine.sku != "")
+            .group_by(received.c.sid, received.c.at, OrderLine.sku))
+        for sid, at, sku, units in sold:
+            until = _ms(at) + SALE_HOLD_MS
+            pipe.zadd(f"{p}:syr:{sku}", {f"{sid}:{int(units)}": until})
+            pipe.pexpire(f"{p}:syr:{sku}", max(1, until - now_ms) + 60_000)
+            report.shopify_held_sales += 1
+            self._flush(pipe, n)
         pipe.execute()
 
     def _receipts(self, conn) -> None:

@@ -46,13 +46,32 @@ told. A SKU whose quantity on Shopify already lies between that cautious
 value and the exact one is left alone (Shopify is not showing anything
 onhand lacks) and checked again when the hold ends.
 
-The first push of a SKU (no state yet, e.g. after a rebuild of Redis) cannot
-know what is in flight and assumes nothing is.
+The sync state reaches PostgreSQL through the outbox (the intake's events
+and lua/shopify_sync_commit.lua's ``shopify.synced``: each SKU's change of
+``owed + pushed - seen``), and a rebuilt Redis gets it back
+(persistence/rebuild.py), so a rebuild does not make SKUs start over.
+
+The first push of a SKU that has no state (never pushed) cannot know what is
+in flight: it takes nothing as in flight, never raises Shopify, and the SKU
+then *settles* (decide()): no raise, and Shopify's shortfall against onhand
+at the first push held back as if in flight, until a window of
+FIRST_PUSH_SETTLE_MS passes in which Shopify did not move on its own; then
+every sale before the window has landed (the one assumption: a webhook lands
+within a window) and the count starts again from Shopify's quantity (a
+rebase: the webhooks counted since the first push were for sales that
+quantity already showed). A settle that finds no quiet window within
+SETTLE_MAX_MS ends as it is (docs/shopify.md, "Limits").
 
 A write Shopify may have applied without us hearing the answer (crash, lost
 connection) is kept in a write-ahead record and replayed with the same
 idempotency key before anything else: Shopify answers the first result, so
-the commit happens exactly once.
+the commit happens exactly once. The record is also written to PostgreSQL
+(``shopify_sync_wal``) before the write, and forgotten there when the
+commit's event is applied: a Redis lost before that event reached
+PostgreSQL gets the record back from the rebuild and replays it, so a write
+is never lost from the count. While PostgreSQL cannot take the record, only
+writes that lower Shopify are made (losing one of those only holds back
+more); raises wait.
 """
 
 from __future__ import annotations
@@ -68,6 +87,9 @@ from typing import Any
 
 import msgspec
 from redis import Redis
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import SQLAlchemyError
 
 from engine.errors import NotReady
 from engine.keys import Keys
@@ -105,6 +127,13 @@ RECHECK_MAX_MS = 1000
 UNMAPPED_RETRY_MS = 600_000
 #: Back-off after Shopify could not be reached, seconds.
 UNAVAILABLE_BACKOFF_S = 1.0
+#: A window of the settle after a SKU's first push, milliseconds: a webhook is
+#: assumed to land within it (see decide()).
+FIRST_PUSH_SETTLE_MS = 5_000
+#: The longest a settle lasts (windows in which Shopify kept moving), ms.
+SETTLE_MAX_MS = 60_000
+#: After PostgreSQL refused a write-ahead record, raises wait this long, seconds.
+WAL_PG_RETRY_S = 5.0
 
 _decode = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder()
@@ -121,7 +150,7 @@ mutation SetAvailable($input: InventorySetQuantitiesInput!, $key: String!) {
 LEVELS = """
 query Available($ids: [ID!]!) {
   nodes(ids: $ids) {
-    ... on InventoryLevel { id quantities(names: ["available"]) { quantity } }
+    ... on InventoryLevel { id updatedAt quantities(names: ["available"]) { quantity } }
   }
 }
 """
@@ -160,6 +189,15 @@ class SkuState(msgspec.Struct, kw_only=True):
     gen: int = 0
     recent: int = 0
     recent_until: int | None = None
+    #: While the SKU settles after its first push: when the current window ends, ms.
+    settle_until: int | None = None
+    #: Shopify has moved only by onhand's writes since the window began.
+    settle_quiet: bool = False
+    #: When the settle began, ms; and the gap held back while it lasts.
+    settle_started: int = 0
+    settle_gap: int = 0
+    #: When Shopify's level last changed as the window began (its updatedAt).
+    settle_mark: str | None = None
     dirty_at: int | None = None
     m: str | None = None
 
@@ -175,16 +213,75 @@ class Decision:
     low: int
     #: When to look again (the held-back sales are released), ms; or None.
     recheck_at_ms: int | None
+    #: What the commit does with the settle: "start" (first push), "rebase",
+    #: "restart", "end" (see lua/shopify_sync_commit.lua), or None.
+    settle: str | None = None
+    #: For "start" and "restart": when the (new) window ends, ms; for "start"
+    #: the gap held back while settling.
+    settle_until: int | None = None
+    gap: int = 0
+    #: While settling: look again when the window ends, ms; or None.
+    settle_at_ms: int | None = None
 
 
-def decide(state: SkuState, now: int) -> Decision:
-    """What to write for one SKU whose Shopify quantity is ``now``."""
-    unseen = 0 if state.pushed is None else state.owed + (state.pushed - now) - state.seen
+def settle_ended(state: SkuState) -> bool:
+    return state.settle_until is not None and state.read_ms >= state.settle_until
+
+
+def decide(state: SkuState, now: int, mark: str | None = None) -> Decision:
+    """What to write for one SKU whose Shopify quantity is ``now`` (its level
+    last changed at ``mark``, when Shopify was read).
+
+    A SKU with a state: ``unseen = owed + (pushed - now) - seen`` (module
+    docstring). A first push (no state) has no count yet: it takes nothing
+    as in flight, and the SKU settles (FIRST_PUSH_SETTLE_MS windows, at most
+    SETTLE_MAX_MS): meanwhile Shopify is never raised above ``now``, and
+    what Shopify lacked against onhand at the first push (the gap) is held
+    back as if in flight, so a write lowering Shopify keeps that gap. A
+    window in which Shopify did not move (no write of ours, the level's
+    updatedAt and quantity as when it began) ends the settle with a
+    rebase: every sale before the window has landed
+    (assumed: within one window), so nothing is unseen and the webhooks
+    counted since the first push are dropped (they were sales Shopify's
+    quantity already showed). Otherwise a new window begins, until
+    SETTLE_MAX_MS, when the settle ends as it is.
+    """
+    first = state.pushed is None
+    settle, until, gap = None, None, 0
+    if first:
+        count, settling, settle = 0, True, "start"
+        gap = max(0, state.available - now)
+        until = state.read_ms + FIRST_PUSH_SETTLE_MS
+    else:
+        count = state.owed + (state.pushed - now) - state.seen
+        settling = state.settle_until is not None
+        until = state.settle_until
+        gap = state.settle_gap
+        if settling and state.read_ms >= state.settle_until:
+            if (state.settle_quiet and now == state.pushed and mark is not None
+                    and mark == state.settle_mark):
+                count, settling, settle = 0, False, "rebase"
+            elif state.read_ms - state.settle_started >= SETTLE_MAX_MS:
+                settling, settle = False, "end"
+            else:
+                settle, until = "restart", state.read_ms + FIRST_PUSH_SETTLE_MS
+    unseen = count + (gap if settling else 0)
     high = max(0, state.available - max(0, unseen))
     low = max(0, state.available - max(0, unseen + state.recent))
+    settle_at = None
+    if settling:
+        # a raise the count alone would make, the gap, or a count a rebase
+        # would reset (webhooks counted, also those a restart folded into
+        # owed) wait for the window's end: look again then (a look within
+        # the window must keep that, or the window's end goes unnoticed)
+        if (max(0, state.available - max(0, count)) > now or gap or count or state.seen
+                or settle == "restart"):
+            settle_at = until
+        high, low = min(high, now), min(low, now)
     recheck = state.recent_until if low < high else None
     quantity = None if low <= now <= high else low
-    return Decision(quantity, unseen, high, low, recheck)
+    return Decision(quantity, unseen, high, low, recheck, settle,
+                    until if settle in ("start", "restart") else None, gap, settle_at)
 
 
 # ---------------------------------------------------------------- mapping
@@ -288,6 +385,25 @@ class SkuMapping:
         return out
 
 
+# ---------------------------------------------------------------- PostgreSQL
+
+_ENGINES: dict[str, Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def _wal_engine(url: str) -> Engine:
+    """One small pool per process for the write-ahead records (fails fast)."""
+    from persistence.db import sqlalchemy_url
+
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(url)
+        if engine is None:
+            engine = _ENGINES[url] = create_engine(
+                sqlalchemy_url(url), pool_size=1, max_overflow=1, pool_pre_ping=True,
+                connect_args={"connect_timeout": 1})
+        return engine
+
+
 # ---------------------------------------------------------------- the worker
 
 
@@ -310,23 +426,41 @@ class _Push:
     target: Target
     now: int
     decision: Decision
+    #: When Shopify's level last changed, as read with ``now`` (None: guessed).
+    mark: str | None = None
+    #: ``seen`` as read before Shopify was read (a rebase drops those webhooks).
+    seen_before: int = 0
 
     def entry(self, key: str, *, wrote: bool) -> dict[str, Any]:
         s, d = self.state, self.decision
-        return {"sku": s.sku, "gen": s.gen, "pushed": s.pushed, "owed": s.owed, "now": self.now,
-                "quantity": d.quantity if wrote else self.now, "set": wrote,
-                "dirty_at": s.dirty_at, "available": s.available, "seen": s.seen,
-                "recent": s.recent, "unseen": d.unseen, "read_ms": s.read_ms, "key": key}
+        out = {"sku": s.sku, "gen": s.gen, "pushed": s.pushed, "owed": s.owed, "now": self.now,
+               "quantity": d.quantity if wrote else self.now, "set": wrote,
+               "dirty_at": s.dirty_at, "available": s.available, "seen": s.seen,
+               "recent": s.recent, "unseen": d.unseen, "read_ms": s.read_ms, "key": key}
+        if d.settle:
+            out["settle"], out["mark"] = d.settle, self.mark
+            if d.settle == "rebase":
+                out["seen_before"] = self.seen_before
+            if d.settle_until is not None:
+                out["settle_until"] = d.settle_until
+            if d.settle == "start":
+                out["gap"] = d.gap
+        return out
 
 
 class ShopifySync:
     def __init__(self, redis: Redis, keys: Keys, client: ShopifyClient, settings,
-                 *, batch: int = BATCH, mapping: SkuMapping | None = None):
+                 *, batch: int = BATCH, mapping: SkuMapping | None = None,
+                 engine: Engine | None = None):
         self.redis = redis
         self.keys = keys
         self.client = client
         self.batch = batch
         self.mapping = mapping or SkuMapping(redis, keys, client, settings)
+        #: PostgreSQL, for the write-ahead records (None: taken from the settings)
+        self.engine = engine
+        self.database_url = getattr(settings, "database_url", None)
+        self._pg_retry_at = 0.0
         self.slot_key = f"{keys.prefix}:shopify:sync:slot"
         self.wal_key = f"{keys.prefix}:sync:wal"
         self.inflight_key = f"{keys.prefix}:sync:inflight"
@@ -412,19 +546,29 @@ class ShopifySync:
 
     def recover(self) -> None:
         """Settles writes a predecessor may have made (write-ahead records,
-        replayed with their idempotency key), then puts SKUs it left in
-        flight back in the dirty set."""
-        for key, raw in (self.redis.hgetall(self.wal_key) or {}).items():
-            record = _decode.decode(raw)
-            data = self.client.execute(SET_QUANTITIES, {"input": record["input"], "key": key.decode()},
+        replayed with their idempotency key, oldest first: also those a
+        rebuild of Redis brought back from PostgreSQL), then puts SKUs it left
+        in flight back in the dirty set."""
+        records = sorted(((_decode.decode(raw), key.decode())
+                          for key, raw in (self.redis.hgetall(self.wal_key) or {}).items()),
+                         key=lambda r: (r[0].get("at", 0), r[1]))
+        for record, key in records:
+            data = self.client.execute(SET_QUANTITIES, {"input": record["input"], "key": key},
                                        cost=10)
             errors = (data.get("inventorySetQuantities") or {}).get("userErrors") or []
             if errors:
                 self._release([e["sku"] for e in record["entries"]], retry=True,
                               dirty_at={e["sku"]: e.get("dirty_at") for e in record["entries"]})
-                self.redis.hdel(self.wal_key, key)
+                self._commit(key, [])   # closes the record (in PostgreSQL too)
             else:
-                self._commit(key.decode(), record["entries"])
+                entries = record["entries"]
+                if record.get("restored"):
+                    # brought back by a rebuild: the seen a rebase counts from
+                    # is gone, so the write is counted plainly and the settle
+                    # goes on (its next quiet window rebases)
+                    entries = [{**e, "settle": None} if e.get("settle") == "rebase" else e
+                               for e in entries]
+                self._commit(key, entries)
         orphans = [m.decode() for m in self.redis.zrange(self.inflight_key, 0, -1)]
         self._release(orphans, retry=True)
 
@@ -475,13 +619,15 @@ class ShopifySync:
             raise
         return True
 
-    def _read_now(self, targets: list[Target]) -> dict[str, int]:
+    def _read_now(self, targets: list[Target]) -> dict[str, tuple[int, str | None]]:
+        """Shopify's available per level, with when the level last changed
+        (a settle's quiet window checks it)."""
         levels = [t.level for t in targets]
         data = self.client.execute(LEVELS, {"ids": levels}, cost=2 * len(levels) + 1)
         out = {}
         for node in data.get("nodes") or []:
             if node and node.get("quantities"):
-                out[node["id"]] = int(node["quantities"][0]["quantity"])
+                out[node["id"]] = (int(node["quantities"][0]["quantity"]), node.get("updatedAt"))
         return out
 
     def _plan(self, states: list[SkuState], targets: dict[str, Target]) -> list[_Push]:
@@ -500,8 +646,8 @@ class ShopifySync:
                 moved.append(s.sku)
                 continue
             f.dirty_at = s.dirty_at
-            now = now_by_level[target.level]
-            pushes.append(_Push(f, target, now, decide(f, now)))
+            now, mark = now_by_level[target.level]
+            pushes.append(_Push(f, target, now, decide(f, now, mark), mark, s.seen))
         if gone:  # the level went away on Shopify: look the SKU up again next time
             self.mapping.forget(gone)
         if gone or moved:
@@ -519,7 +665,9 @@ class ShopifySync:
         clock = time.monotonic()
         guess, read = [], []
         for st in states:
-            fresh = st.pushed is not None and clock - self._verified.get(st.sku, -1e9) < VERIFY_EVERY_S
+            # a settle ends on Shopify's real quantity (a rebase needs it)
+            fresh = (st.pushed is not None and not settle_ended(st)
+                     and clock - self._verified.get(st.sku, -1e9) < VERIFY_EVERY_S)
             (guess if fresh else read).append(st)
         pushes = [_Push(st, targets[st.sku], st.pushed - st.seen, decide(st, st.pushed - st.seen))
                   for st in guess]
@@ -538,23 +686,30 @@ class ShopifySync:
         releases the rest; returns the SKUs whose compare was stale (to read)."""
         writes = [p for p in pushes if p.decision.quantity is not None]
         still = [p for p in pushes if p.decision.quantity is None]
+        # the looks later (sales held back, a settle under way) are noted
+        # before the SKUs leave flight, so a SKU is never in no set at all
+        self._recheck(pushes)
         # Shopify already shows a value in range: a baseline for a first
-        # push, nothing to do otherwise (and a look later if sales were held back)
-        baselines = [p.entry("", wrote=False) for p in still if p.state.pushed is None]
+        # push, the end of a settle, nothing to do otherwise
+        baselines = [p.entry("", wrote=False) for p in still if p.decision.settle]
         if baselines:
             self._commit("", baselines)
-        self._release([p.state.sku for p in still if p.state.pushed is not None], retry=False)
-        self._recheck(pushes)
+        self._release([p.state.sku for p in still if not p.decision.settle], retry=False)
         if not writes:
             return []
-        key = f"onhand-sync-{uuid.uuid4().hex}"
-        quantities = [{"inventoryItemId": p.target.item, "locationId": location,
-                       "quantity": p.decision.quantity, "changeFromQuantity": p.now}
-                      for p in writes]
-        inp = {"name": "available", "reason": "correction",
-               "referenceDocumentUri": f"onhand://sync/{key}", "quantities": quantities}
-        entries = [p.entry(key, wrote=True) for p in writes]
-        self.redis.hset(self.wal_key, key, _encode.encode({"input": inp, "entries": entries}))
+        key, inp, record = self._batch(writes, location)
+        if not self._durable(key, record):
+            # PostgreSQL cannot keep the record: a write lost with Redis must
+            # not be a raise (its units would count as an unseen restock)
+            raising = [p for p in writes if p.decision.quantity > p.now]
+            if raising:
+                self._defer([p.state.sku for p in raising])
+                writes = [p for p in writes if p.decision.quantity <= p.now]
+                if not writes:
+                    return []
+                key, inp, record = self._batch(writes, location)
+        entries = record["entries"]
+        self.redis.hset(self.wal_key, key, _encode.encode(record))
         data = self.client.execute(SET_QUANTITIES, {"input": inp, "key": key}, cost=10)
         errors = (data.get("inventorySetQuantities") or {}).get("userErrors") or []
         if not errors:
@@ -565,7 +720,7 @@ class ShopifySync:
             report.writes += 1
             report.quantities += len(entries)
             return []
-        self.redis.hdel(self.wal_key, key)
+        self._commit(key, [])   # nothing was written: close the record (in PostgreSQL too)
         stale, broken = set(), set()
         for err in errors:
             index = _index(err.get("field"))
@@ -587,6 +742,49 @@ class ShopifySync:
         return [p.state for p in writes if p.state.sku not in broken]
 
     # ------------------------------------------------------------ bookkeeping
+
+    def _batch(self, writes: list[_Push], location: str) -> tuple[str, dict, dict]:
+        """One inventorySetQuantities: its idempotency key, input and
+        write-ahead record."""
+        key = f"onhand-sync-{uuid.uuid4().hex}"
+        quantities = [{"inventoryItemId": p.target.item, "locationId": location,
+                       "quantity": p.decision.quantity, "changeFromQuantity": p.now}
+                      for p in writes]
+        inp = {"name": "available", "reason": "correction",
+               "referenceDocumentUri": f"onhand://sync/{key}", "quantities": quantities}
+        record = {"input": inp, "entries": [p.entry(key, wrote=True) for p in writes],
+                  "at": int(time.time() * 1000)}
+        return key, inp, record
+
+    def _durable(self, key: str, record: dict[str, Any]) -> bool:
+        """Writes the write-ahead record to PostgreSQL (shopify_sync_wal)
+        before the write is sent, so that a Redis lost before the commit's
+        event reached PostgreSQL still replays it; False when PostgreSQL
+        cannot take it (then not tried again for WAL_PG_RETRY_S)."""
+        if time.monotonic() < self._pg_retry_at:
+            return False
+        from persistence.apply import ms_to_dt
+        from persistence.models import ShopifySyncWal
+
+        try:
+            if self.engine is None:
+                if not self.database_url:
+                    return False
+                self.engine = _wal_engine(self.database_url)
+            with self.engine.begin() as conn:
+                conn.execute(insert(ShopifySyncWal).values(
+                    key=key, record=record, created_at=ms_to_dt(record["at"])))
+            return True
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("PostgreSQL did not take the sync's write-ahead record; raises wait: %s", exc)
+            self._pg_retry_at = time.monotonic() + WAL_PG_RETRY_S
+            return False
+
+    def _defer(self, skus: list[str]) -> None:
+        """Raises that must wait for PostgreSQL: looked at again later."""
+        self._release(skus, retry=False)
+        due = int(time.time() * 1000) + int(WAL_PG_RETRY_S * 1000)
+        self.redis.zadd(f"{self.keys.prefix}:sync:due", {sku: due for sku in skus})
 
     def _commit(self, key: str, entries: list[dict[str, Any]]) -> None:
         raw = call_function(self.redis, "shopify_sync_commit", [self.keys.prefix],
@@ -612,8 +810,12 @@ class ShopifySync:
 
     def _recheck(self, pushes: list[_Push]) -> None:
         cap = int(time.time() * 1000) + RECHECK_MAX_MS
-        due = {p.state.sku: min(p.decision.recheck_at_ms, cap)
-               for p in pushes if p.decision.recheck_at_ms}
+        due = {}
+        for p in pushes:
+            d = p.decision
+            at = [t for t in (d.recheck_at_ms and min(d.recheck_at_ms, cap), d.settle_at_ms) if t]
+            if at:
+                due[p.state.sku] = min(at)
         if due:
             self.redis.zadd(f"{self.keys.prefix}:sync:due", due)
 
