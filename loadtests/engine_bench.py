@@ -183,7 +183,14 @@ async def _memory(url: str) -> tuple[float, float, float]:
 
     async def used() -> int:
         await redis.delete(store.keys.outbox, store.keys.dirty, store.keys.unsynced)
-        return (await redis.info("memory"))["used_memory"]
+        # Valkey frees deleted keys in the background (lazyfree-lazy-user-del):
+        # read the figure once nothing is left to free, or the outbox just
+        # deleted is still counted
+        while True:
+            info = await redis.info("memory")
+            if not int(info.get("lazyfree_pending_objects", 0)):
+                return info["used_memory"]
+            await asyncio.sleep(0.05)
 
     base = await used()
     skus = [f"MEM-{i:05d}" for i in range(SPREAD_SKUS)]
