@@ -64,9 +64,14 @@ class Record:
         self.server_errors = 0
         self.notes: Counter = Counter()
         self.shopify_orders: dict[str, dict] = {}
+        #: per request name: [first request's start, last request's end] (s)
+        self.spans: dict[str, list[float]] = {}
 
     def request(self, name: str, ms: float, failed: bool) -> None:
-        bucket = self.buckets[int(time.time())].setdefault(name, [0, 0, []])
+        now = time.time()
+        span = self.spans.setdefault(name, [now - ms / 1000, now])
+        span[0], span[1] = min(span[0], now - ms / 1000), max(span[1], now)
+        bucket = self.buckets[int(now)].setdefault(name, [0, 0, []])
         bucket[0] += 1
         bucket[1] += 1 if failed else 0
         bucket[2].append(round(ms, 2))
@@ -94,6 +99,7 @@ class Record:
             "server_errors": self.server_errors,
             "notes": dict(self.notes),
             "shopify_orders": self.shopify_orders,
+            "spans": self.spans,
         }
         with open(path, "w") as f:
             json.dump(data, f)

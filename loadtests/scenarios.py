@@ -106,7 +106,7 @@ class Outcome:
         return t, n, p50, p99
 
     def summary(self, prefix: str = "") -> dict:
-        """Requests, rate over the active seconds, latency percentiles (ms);
+        """Requests, rate over the time requests were in flight, latency percentiles (ms);
         for the webhook burst, its deliveries."""
         if self.burst is not None:
             return self.burst
@@ -115,8 +115,12 @@ class Outcome:
         secs = [int(k) for k, names in ts.items() if any(n.startswith(prefix) for n in names)]
         if not lat:
             return {"requests": 0, "rate": 0.0, "p50": 0.0, "p95": 0.0, "p99": 0.0}
-        span = max(secs) - min(secs) + 1
-        return {"requests": len(lat), "rate": len(lat) / span,
+        spans = [v for name, v in self.record.get("spans", {}).items() if name.startswith(prefix)]
+        # from the first request's start to the last one's end (whole-second
+        # buckets would be 20% off on a four-second flash sale)
+        span = (max(v[1] for v in spans) - min(v[0] for v in spans) if spans
+                else max(secs) - min(secs) + 1)
+        return {"requests": len(lat), "rate": len(lat) / max(span, 1e-3),
                 "p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95)),
                 "p99": float(np.percentile(lat, 99))}
 
