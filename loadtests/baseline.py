@@ -62,6 +62,7 @@ from engine.model import (
     order_from_snapshot,
 )
 from engine.store import IN_FLIGHT_TTL_MS, Result, Store, raise_for
+from loadtests import libpq
 from loadtests.baseline_sql import COLS, LOCK, SCHEMA, STORE_OUTCOME, WRITE_ORDER, WRITE_STOCK
 
 #: PostgreSQL connections per API process. Tried 2 to 32 on this machine kind
@@ -75,11 +76,6 @@ _POLICIES = ("backorder", "ship_complete", "cancel_remainder", "all_or_nothing",
 
 _encode = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
-
-
-def libpq_url(url: str) -> str:
-    """A SQLAlchemy URL (postgresql+psycopg://...) as libpq takes it."""
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 @dataclass
@@ -164,7 +160,7 @@ class BaselineStore:
         self.keys = Keys(merchant)
         # API keys and customers: written through to Redis exactly as onhand does
         self.records = Store(redis, merchant)
-        self.pool = _Pool(libpq_url(database_url), pool_size)
+        self.pool = _Pool(libpq(database_url), pool_size)
 
     async def start(self) -> None:
         async with self.pool.connection() as conn, conn.transaction():

@@ -41,7 +41,7 @@ import psutil
 import psycopg
 from redis import Redis
 
-from loadtests import invariants, measure, report, scenarios
+from loadtests import invariants, libpq, measure, report, scenarios
 from loadtests.measure import SPREAD_SKUS, CpuWindow, PgWaits
 from loadtests.report import MaxRate, OpenLoop, Run
 from loadtests.scenarios import FULL, QUICK, Outcome, Setup, Sizes, new_skus
@@ -49,7 +49,6 @@ from loadtests.stack import (
     Sampler,
     Service,
     forget_merchant,
-    libpq,
     scratch_dir,
     servers,
     wait_drained,

@@ -23,6 +23,7 @@ import psycopg
 from redis import Redis
 
 from engine.keys import Keys
+from loadtests import libpq
 
 #: At most this many orders are read back through the API per scenario.
 API_SAMPLE = 1500
@@ -48,10 +49,6 @@ class Invariants:
             self.passed.append(what)
         else:
             self.breaches.append(f"{what}: {detail}"[:1000])
-
-
-def _libpq(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def _redis_counters(redis: Redis, keys: Keys, skus: list[str]) -> dict[str, dict[str, int]]:
@@ -161,7 +158,7 @@ def _onhand(inv: Invariants, redis: Redis, keys: Keys, database_url: str,
     backlog = redis.xlen(keys.outbox)
     inv.expect(backlog == 0, "outbox drained before checking PostgreSQL", f"{backlog} entries left")
     in_redis = _redis_counters(redis, keys, skus)
-    with psycopg.connect(_libpq(database_url)) as conn:
+    with psycopg.connect(libpq(database_url)) as conn:
         in_pg = {r[0]: dict(zip(_COUNTERS, map(int, r[1:]), strict=True)) for r in conn.execute(
             f"SELECT sku, {', '.join(_COUNTERS)} FROM skus WHERE sku = ANY(%s)", (skus,))}
         lines = _line_sums(conn, "SELECT l.sku, o.channel, sum(l.reserved), sum(l.backordered), "
@@ -182,6 +179,12 @@ def _onhand(inv: Invariants, redis: Redis, keys: Keys, database_url: str,
     inv.expect(not differ, "Redis and PostgreSQL hold the same counters", f"{sorted(differ)[:5]}")
     off = {s for s in skus if ledger.get(s) != in_pg.get(s)}
     inv.expect(not off, "the ledger's movements add up to the counters", f"{sorted(off)[:5]}")
+    return _stored_orders(rows)
+
+
+def _stored_orders(rows) -> tuple[dict[str, list], dict[str, set[str]]]:
+    """Rows of (order id, sku, quantity, reserved, backordered, exception,
+    Shopify order id) as {order id: lines} and {Shopify id: order ids}."""
     found: dict[str, list] = defaultdict(list)
     by_shopify: dict[str, set[str]] = defaultdict(set)
     for oid, sku, qty, res, bo, exc, shopify_id in rows:
@@ -228,7 +231,7 @@ def check_baseline(scenario: str, database_url: str, api_url: str, admin_key: st
 def _baseline(inv: Invariants, database_url: str,
               received: dict[str, int]) -> tuple[dict[str, list], dict[str, set[str]]]:
     skus = sorted(received)
-    with psycopg.connect(_libpq(database_url)) as conn:
+    with psycopg.connect(libpq(database_url)) as conn:
         counters = {r[0]: dict(zip(_COUNTERS, map(int, r[1:]), strict=True)) for r in conn.execute(
             f"SELECT sku, {', '.join(_COUNTERS)} FROM bl_stock WHERE sku = ANY(%s)", (skus,))}
         lines = _line_sums(conn, "SELECT l.sku, o.channel, sum(l.reserved), sum(l.backordered), "
@@ -240,10 +243,4 @@ def _baseline(inv: Invariants, database_url: str,
             "WHERE l.order_id IN (SELECT order_id FROM bl_order_lines WHERE sku = ANY(%s)) "
             "ORDER BY l.order_id, l.idx", (skus,)).fetchall()
     _conservation(inv, "PostgreSQL", counters, received, lines)
-    found: dict[str, list] = defaultdict(list)
-    by_shopify: dict[str, set[str]] = defaultdict(set)
-    for oid, sku, qty, res, bo, exc, shopify_id in rows:
-        found[oid].append([sku, int(qty), int(res), int(bo), int(exc)])
-        if shopify_id:
-            by_shopify[str(shopify_id)].add(oid)
-    return found, by_shopify
+    return _stored_orders(rows)

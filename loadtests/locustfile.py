@@ -238,10 +238,11 @@ def _post_order(user, name: str, body: dict, headers: dict, policy: str, kind: s
 # ---------------------------------------------------------------- flash sale
 
 
-class FlashSaleBuyer(FastHttpUser):
-    """Thousands of one-unit DTC orders racing for one hot SKU."""
+class _QuotaUser(FastHttpUser):
+    """A user that sends until the run's shared quota of requests is used up,
+    without pause, then stops (the run ends when the last one has)."""
 
-    host = PLAN.get("host")
+    abstract = True
     wait_time = constant(0)
 
     def on_start(self) -> None:
@@ -250,10 +251,19 @@ class FlashSaleBuyer(FastHttpUser):
     def on_stop(self) -> None:
         QUOTA.stopped(self.environment)
 
-    @task
-    def buy(self) -> None:
+    def next_request(self) -> None:
         if not QUOTA.take():
             raise StopUser()
+
+
+class FlashSaleBuyer(_QuotaUser):
+    """Thousands of one-unit DTC orders racing for one hot SKU."""
+
+    host = PLAN.get("host")
+
+    @task
+    def buy(self) -> None:
+        self.next_request()
         body = {"channel": "dtc", "lines": [{"sku": PLAN["hot_sku"], "quantity": 1}]}
         _post_order(self, "flash: POST /v1/orders", body, ADMIN, "all_or_nothing", "dtc", refusal_ok=True)
 
@@ -391,24 +401,16 @@ class Reader(FastHttpUser):
 # ---------------------------------------------------------------- Shopify webhooks
 
 
-class ShopifyShopper(FastHttpUser):
+class ShopifyShopper(_QuotaUser):
     """Buys on the emulated Shopify storefront: the sale happens there, as on
     Shopify, and its signed orders/create webhook waits in the emulator (hold
     mode) for the burst that loadtests/webhooks.py then releases."""
 
     host = PLAN.get("emulator_url")
-    wait_time = constant(0)
-
-    def on_start(self) -> None:
-        QUOTA.started()
-
-    def on_stop(self) -> None:
-        QUOTA.stopped(self.environment)
 
     @task
     def buy(self) -> None:
-        if not QUOTA.take():
-            raise StopUser()
+        self.next_request()
         hot = random.random() < float(PLAN.get("hot_share", 0.5))
         sku = PLAN["hot_sku"] if hot else random.choice(PLAN["skus"])
         qty = random.choice((1, 1, 1, 2))

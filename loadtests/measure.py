@@ -22,7 +22,8 @@ import psutil
 import psycopg
 from redis import Redis
 
-from loadtests.stack import ADMIN_KEY, Servers, Service, cpu_seconds, libpq
+from loadtests import libpq
+from loadtests.stack import ADMIN_KEY, Servers, Service, cpu_seconds
 
 WRK_LUA = Path(__file__).with_name("wrk") / "orders.lua"
 #: Connections wrk keeps open (as in the performance facts).

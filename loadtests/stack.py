@@ -32,6 +32,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.engine import make_url
 
 from engine.keys import Keys
+from loadtests import libpq
 from onhand.embedded import EmbeddedServer, _child_setup, start_postgres, start_valkey
 from onhand.settings import Settings
 
@@ -53,10 +54,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def libpq(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import Any
 from unittest import mock
 
 import httpx
+import msgspec
 import pytest
 from redis import Redis
 from sqlalchemy import create_engine, text
@@ -189,6 +190,17 @@ def shopify_stack(emu: EmulatorServer, redis_url: str, database_url: str, *, wor
 
 def fixture_bytes(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
+
+
+def sync_log(stack: ShopifyStack) -> dict[tuple[str, str], dict]:
+    """(idempotency key, sku) -> what the push read, for every write
+    (lua/shopify_sync_commit.lua's log)."""
+    out = {}
+    for _, fields in stack.redis.xrange(f"{stack.keys.prefix}:sync:log"):
+        for e in msgspec.json.decode(fields[b"e"]):
+            if e.get("set"):
+                out[(e["key"], e["sku"])] = e
+    return out
 
 
 def pg_count(stack: ShopifyStack, table: str) -> int:

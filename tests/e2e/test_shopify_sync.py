@@ -17,24 +17,12 @@ import random
 import threading
 import time
 
-import msgspec
-
 from emulator import EmulatorError
-from tests.e2e.test_shopify_support import emulator, shopify_stack  # noqa: F401 - fixtures
+from tests.e2e.test_shopify_support import emulator, shopify_stack, sync_log  # noqa: F401 - fixtures
 
 SKUS = [f"SYNC-{i}" for i in range(4)]
 UNITS = 120
 RUN_S = 6.0
-
-
-def sync_log(stack) -> dict[tuple[str, str], dict]:
-    """(idempotency key, sku) -> what the push read (lua/shopify_sync_commit.lua's log)."""
-    out = {}
-    for _, fields in stack.redis.xrange(f"{stack.keys.prefix}:sync:log"):
-        for e in msgspec.json.decode(fields[b"e"]):
-            if e.get("set"):
-                out[(e["key"], e["sku"])] = e
-    return out
 
 
 def _run(stop: threading.Event, period_s: float, action, errors: list) -> threading.Thread:

@@ -15,12 +15,11 @@ import time
 import uuid
 from unittest import mock
 
-import msgspec
 from sqlalchemy import select
 
 from persistence.models import ShopifySyncState, ShopifySyncWal
 from persistence.rebuild import Rebuilder
-from tests.e2e.test_shopify_support import emulator, shopify_stack  # noqa: F401 - fixtures
+from tests.e2e.test_shopify_support import emulator, shopify_stack, sync_log  # noqa: F401 - fixtures
 from tests.harness import cleanup
 from workers import shopify_sync
 from workers.runtime import WorkerProcess
@@ -46,16 +45,6 @@ def folded(state: dict[str, str]) -> dict[str, str]:
 def unseen(state: dict[str, str], shopify_now: int) -> int:
     """What Shopify sold that onhand has not heard of, by the sync's count."""
     return int(state["o"]) + int(state["p"]) - shopify_now - int(state["w"])
-
-
-def sync_reads(stack) -> dict[tuple[str, str], dict]:
-    """(idempotency key, sku) -> what the push read (the commit's sync log)."""
-    out = {}
-    for _, fields in stack.redis.xrange(f"{stack.keys.prefix}:sync:log"):
-        for e in msgspec.json.decode(fields[b"e"]):
-            if e.get("set"):
-                out[(e["key"], e["sku"])] = e
-    return out
 
 
 def receive(stack, sku: str, units: int) -> None:
@@ -143,7 +132,7 @@ def test_the_sync_state_survives_a_rebuild_and_no_in_flight_sale_is_handed_back(
         state = shop.state()
         after = state["set_log"][writes_before:]
         assert {w["sku"] for w in after} == set(skus), after
-        reads = sync_reads(stack)
+        reads = sync_log(stack)
         for w in after:
             read = reads[(w["idempotency_key"], w["sku"])]
             assert w["undelivered_sales"] == in_flight[w["sku"]]
