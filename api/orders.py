@@ -44,6 +44,10 @@ def _not_found(detail: str, field: str) -> ApiProblem:
     return ApiProblem(NOT_FOUND, detail, errors=[{"field": field, "message": detail}])
 
 
+def _present(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if v is not None}
+
+
 def _merge_lines(lines: list[s.OrderLineBody]) -> list[s.OrderLineBody]:
     """API orders merge lines naming the same SKU (quantities summed)."""
     merged: dict[str, s.OrderLineBody] = {}
@@ -110,20 +114,21 @@ class OrderController(Controller):
             lines = _merge_lines(data.lines)
             order_id = "ord_" + uuid.uuid4().hex[:16]
             profile = resolved["profile"]
-            header = {
-                "id": order_id,
-                "channel": data.channel,
+            # The order's own document, kept in Redis with every open order
+            # (so only what is set: an absent field reads as null, the id and
+            # channel are the order's own fields, "source" is "api" by default)
+            header = _present({
                 "customer_id": resolved["customer_id"],
                 "profile_id": profile.get("id"),
                 "po_number": data.po_number,
                 "payment_terms": profile.get("payment_terms"),
                 "currency": data.currency,
                 "created_at_ms": int(time.time() * 1000),
-                "source": "api",
                 "ship_to": msgspec.to_builtins(data.ship_to) if data.ship_to else profile.get("ship_to"),
                 "notes": data.notes,
-                "lines": [{"sku": l.sku, "unit_price": l.unit_price} for l in lines],
-            }
+            })
+            if any(l.unit_price is not None for l in lines):
+                header["lines"] = [_present({"unit_price": l.unit_price}) for l in lines]
             return PlaceOrder(order_id=order_id, channel=data.channel, policy=resolved["policy"],
                               lines=tuple(OrderLineRequest(sku=l.sku, qty=l.quantity) for l in lines),
                               doc=msgspec.json.encode(header).decode())
