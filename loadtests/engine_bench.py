@@ -201,14 +201,14 @@ async def _memory(url: str) -> tuple[float, float, float]:
         await store.run(ReceiveStock(receipt_id=f"mem{i}", lines=tuple(
             SkuQty(sku=s, qty=10**6) for s in skus[i:i + 5000])), op)
     with_skus = await used()
-    doc = _encode.encode({"source": "api", "channel": "dtc", "created_at_ms": op.now_ms,
-                          "lines": [{"sku": "MEM-00000", "unit_price": "19.00"}]}).decode()
+    # what POST /v1/orders keeps for a DTC order with a price (api/orders.py)
+    doc = _encode.encode({"created_at_ms": op.now_ms, "lines": [{"unit_price": "19.00"}]}).decode()
 
     async def orders(count: int, lines: int, tag: str) -> None:
         for start in range(0, count, 1000 // lines * lines):
             async with redis.pipeline(transaction=False) as pipe:
                 for i in range(start, min(start + 1000 // lines * lines, count)):
-                    cmd = PlaceOrder(order_id=f"{tag}{i:06d}", channel="dtc", policy="all_or_nothing", doc=doc,
+                    cmd = PlaceOrder(order_id=f"ord_{tag}{i:015d}", channel="dtc", policy="all_or_nothing", doc=doc,
                                      lines=tuple(OrderLineRequest(sku=skus[(i * 10 + k) % len(skus)], qty=1)
                                                  for k in range(lines)))
                     pipe.fcall("onhand_reserve", 1, store.keys.prefix, f"{tag}{i}", "", 0, op.now_ms, "bench",
