@@ -19,24 +19,17 @@ def sqlalchemy_url(url: str) -> str:
     raise ValueError(f"not a PostgreSQL URL: {url!r}")
 
 
+def _pool_options(pool_size: int) -> dict:
+    return {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True,
+            "connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
+
+
 def make_engine(url: str, *, pool_size: int = 5) -> Engine:
-    return create_engine(
-        sqlalchemy_url(url),
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_pre_ping=True,
-        connect_args={"connect_timeout": CONNECT_TIMEOUT_S},
-    )
+    return create_engine(sqlalchemy_url(url), **_pool_options(pool_size))
 
 
 def make_async_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
-    return create_async_engine(
-        sqlalchemy_url(url),
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_pre_ping=True,
-        connect_args={"connect_timeout": CONNECT_TIMEOUT_S},
-    )
+    return create_async_engine(sqlalchemy_url(url), **_pool_options(pool_size))
 
 
 def migrations_dir() -> Path:

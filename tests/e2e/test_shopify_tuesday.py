@@ -34,19 +34,25 @@ def _storefront(stack, sku: str, attempts: int) -> tuple[int, int]:
     return sold, refused
 
 
-def _dtc_lines(stack) -> list[dict]:
-    lines = []
-    for oid in stack.shopify_orders():
-        lines += stack.order(oid)["lines"]
-    return lines
+def _six_hundred_and_a_wholesale_order_of_500(stack) -> None:
+    stack.emu.client.seed_products([{"sku": "TEE-BEST", "available": 600}])
+    stack.sku("TEE-BEST", 600)
+    _wholesale(stack, "TEE-BEST", 500)
+
+
+def _delivered(stack, orders: int) -> tuple[int, int]:
+    """Delivers the held webhooks; (units reserved, exception units) over the
+    ``orders`` DTC orders they made."""
+    stack.emu.client.drain(10)
+    stack.wait(lambda: len(stack.shopify_orders()) == orders, message=f"{orders} DTC orders")
+    lines = [line for oid in stack.shopify_orders() for line in stack.order(oid)["lines"]]
+    return sum(l["reserved"] for l in lines), sum(l["exception"] for l in lines)
 
 
 def test_tuesday_with_the_sync_running(emulator, redis_url, database_url):
     with shopify_stack(emulator, redis_url, database_url) as stack:
         # Given 600 units on both sides and a wholesale order of 500 through the API
-        stack.emu.client.seed_products([{"sku": "TEE-BEST", "available": 600}])
-        stack.sku("TEE-BEST", 600)
-        _wholesale(stack, "TEE-BEST", 500)
+        _six_hundred_and_a_wholesale_order_of_500(stack)
         # Then the sync brings Shopify to 100
         stack.wait(lambda: stack.shop_available("TEE-BEST") == 100, message="Shopify at 100")
 
@@ -55,11 +61,7 @@ def test_tuesday_with_the_sync_running(emulator, redis_url, database_url):
 
         # Then Shopify sells 100 and refuses 50
         assert (sold, refused) == (100, 50)
-        stack.emu.client.drain(10)
-        stack.wait(lambda: len(stack.shopify_orders()) == 100, message="100 DTC orders")
-        lines = _dtc_lines(stack)
-        assert sum(l["reserved"] for l in lines) == 100
-        assert sum(l["exception"] for l in lines) == 0
+        assert _delivered(stack, 100) == (100, 0)
         inv = stack.inventory("TEE-BEST")
         assert (inv["available"], inv["exception"], inv["reserved_by_channel"]) == (
             0, 0, {"dtc": 100, "wholesale": 500})
@@ -71,19 +73,13 @@ def test_tuesday_with_the_sync_running(emulator, redis_url, database_url):
 
 def test_tuesday_with_the_sync_paused_before_the_wholesale_order(emulator, redis_url, database_url):
     with shopify_stack(emulator, redis_url, database_url, shopify_sync_enabled=False) as stack:
-        stack.emu.client.seed_products([{"sku": "TEE-BEST", "available": 600}])
-        stack.sku("TEE-BEST", 600)
-        _wholesale(stack, "TEE-BEST", 500)
+        _six_hundred_and_a_wholesale_order_of_500(stack)
         assert stack.shop_available("TEE-BEST") == 600   # Shopify still shows 600
 
         sold, refused = _storefront(stack, "TEE-BEST", 150)
 
         assert (sold, refused) == (150, 0)
-        stack.emu.client.drain(10)
-        stack.wait(lambda: len(stack.shopify_orders()) == 150, message="150 DTC orders")
-        lines = _dtc_lines(stack)
-        assert sum(l["reserved"] for l in lines) == 100
-        assert sum(l["exception"] for l in lines) == 50
+        assert _delivered(stack, 150) == (100, 50)
         inv = stack.inventory("TEE-BEST")
         assert (inv["available"], inv["exception"]) == (0, 50)
         assert stack.emu.client.state()["set_log"] == []
