@@ -17,15 +17,17 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import docs, metrics
 from api.customers import CustomerController
+from api.dead_letters import DeadLetterController
 from api.inventory import InventoryController
 from api.keys import ApiKeyController
+from api.ledger import LedgerController
 from api.middleware import AllowHeaderMiddleware, AuthMiddleware, RepeatedQueryMiddleware
 from api.orders import OrderController
 from api.problems import exception_handlers
 from api.returns import ReturnController
 from api.service import ServiceController
 from api.webhooks import ShopifyWebhookController
-from api.services import Services
+from api.services import Services, StoreFactory, onhand_store
 from onhand.settings import Settings
 
 #: Largest request body, bytes (API.md: 1 MiB; webhooks have their own 2 MiB).
@@ -58,21 +60,23 @@ class MetricsMiddleware(ASGIMiddleware):
             m.latency.labels(scope["method"], route).observe(time.perf_counter() - start)
 
 
-def create_app(settings: Settings | None = None, *, extra_controllers: list | None = None) -> Litestar:
+def create_app(settings: Settings | None = None, *, extra_controllers: list | None = None,
+               store_factory: StoreFactory = onhand_store) -> Litestar:
     """Builds the app; ``settings`` default to the environment's (read when the
-    app starts, so the factory itself reads nothing)."""
+    app starts, so the factory itself reads nothing). ``store_factory`` builds
+    the reservation engine (benchmarks plug in a PostgreSQL row-lock one)."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        app.state.services = await Services.open(settings or Settings.from_env())
+        app.state.services = await Services.open(settings or Settings.from_env(), store_factory)
         try:
             yield
         finally:
             await app.state.services.close()
 
     controllers = [ServiceController, InventoryController, CustomerController, OrderController,
-                   ReturnController, ApiKeyController, ShopifyWebhookController,
-                   *(extra_controllers or [])]
+                   ReturnController, ApiKeyController, ShopifyWebhookController, LedgerController,
+                   DeadLetterController, *(extra_controllers or [])]
     app = Litestar(
         route_handlers=controllers,
         lifespan=[lifespan],

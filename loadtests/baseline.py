@@ -12,8 +12,9 @@ benchmark's scenarios, with the same semantics for the commands it supports
 orders/create deliveries with their dedupe records, and PutRecord, which it
 hands to an onhand Store because the API reads API keys and customers from
 Redis in both engines), and the same result shapes, so the same Locust
-checks apply. ``ONHAND_ENGINE=baseline`` makes
-api/services.py use it; nothing else changes behind the HTTP front.
+checks apply. The load benchmark serves it with ``onhand serve --app
+loadtests.baseline:create_baseline_app`` (:func:`create_baseline_app`);
+nothing else changes behind the HTTP front.
 
 It is a strong baseline, tuned beyond the ORMs it stands for: raw psycopg
 with prepared statements, and every write after the lock (order, lines,
@@ -471,3 +472,13 @@ class BaselineStore:
 
 def _invalid(field: str, detail: str) -> dict[str, Any]:
     return {"c": "invalid", "field": field, "detail": detail}
+
+
+def create_baseline_app():
+    """The onhand API with this engine behind it, for ``onhand serve --app
+    loadtests.baseline:create_baseline_app`` (the load benchmark): the product
+    itself imports nothing from loadtests/."""
+    from api.app import create_app
+
+    return create_app(store_factory=lambda redis, settings: BaselineStore(
+        redis, settings.database_url, settings.merchant))

@@ -383,7 +383,7 @@ def write(run: Run, out: Path, analysis: list[str] | None = None) -> Path:
         (f"Durability, both sides: Redis {run.durability.get('redis')} ({run.durability.get('redis_version')}); "
         f"PostgreSQL {run.durability.get('postgres')} ({run.durability.get('postgres_version')}). "
         "Both engines run behind the same Litestar app and `onhand serve` (granian), with the same number "
-        "of API processes; the baseline (`ONHAND_ENGINE=baseline`, loadtests/baseline.py) reserves with "
+        "of API processes; the baseline (`onhand serve --app loadtests.baseline:create_baseline_app`, loadtests/baseline.py) reserves with "
         "PostgreSQL row locks, the way Saleor and Medusa do."), "",
         "**Correctness: " + ("no invariant breach, no failed check, no server error.**" if not breaches
                              else f"{len(breaches)} BREACHES.**"), "",

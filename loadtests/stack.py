@@ -176,7 +176,6 @@ class Service:
             "ONHAND_DATA_DIR": str(self.workdir / f"data-{self.engine}"),
             "ONHAND_MERCHANT": self.merchant,
             "ONHAND_ADMIN_KEY": ADMIN_KEY,
-            "ONHAND_ENGINE": self.engine,
             "ONHAND_SHOPIFY_API_SECRET": SHOPIFY_SECRET,
             "ONHAND_SHOPIFY_SHOP": SHOPIFY_SHOP,
             "ONHAND_ALLOW_UNSAFE_REDIS": env.get("ONHAND_ALLOW_UNSAFE_REDIS", ""),
@@ -193,10 +192,11 @@ class Service:
         parent-death signal is tied to the forking thread)."""
         self.port = free_port()
         workers = self.worker_processes if self.engine == "onhand" else 0
+        app = [] if self.engine == "onhand" else ["--app", "loadtests.baseline:create_baseline_app"]
         with open(self.workdir / f"serve-{self.engine}.log", "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "onhand", "serve", "--port", str(self.port),
-                 "--api-processes", str(self.api_processes), "--worker-processes", str(workers)],
+                 "--api-processes", str(self.api_processes), "--worker-processes", str(workers), *app],
                 env=self.env(), stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                 # dies with the bench, as onhand.serve's children do; forked from the main thread
                 preexec_fn=_child_setup(os.getpid(), None, None, signal.SIGTERM),  # noqa: PLW1509

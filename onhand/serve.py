@@ -33,6 +33,8 @@ log = logging.getLogger("onhand.serve")
 TICK_S = 1.0
 #: How often the live Redis's durability settings are checked again, seconds.
 SAFETY_CHECK_S = 60.0
+#: The ASGI app factory the API processes serve (module:function).
+DEFAULT_APP = "api.app:create_default_app"
 
 
 @dataclass
@@ -100,13 +102,14 @@ def _log_progress(stage: str, done: int, total: int) -> None:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, host: str, port: int, api_processes: int, worker_processes: int):
+    def __init__(self, settings: Settings, host: str, port: int, api_processes: int, worker_processes: int,
+                 app: str = DEFAULT_APP):
         self.settings = settings
         self.stop_event = threading.Event()
         self.metrics_dir = str(settings.data_dir / "metrics")
         granian = [sys.executable, "-m", "granian", "--interface", "asgi", "--factory",
                    "--host", host, "--port", str(port), "--workers", str(api_processes),
-                   "--loop", "uvloop", "--log-level", "warning", "api.app:create_default_app"]
+                   "--loop", "uvloop", "--log-level", "warning", app]
         self.children = [Child("api", granian)]
         for i in range(worker_processes):
             self.children.append(Child(f"worker-{i}", [sys.executable, "-m", "onhand", "worker"]))
@@ -174,7 +177,8 @@ class Supervisor:
         log.info("stopped")
 
 
-def serve(settings: Settings, *, host: str, port: int, api_processes: int, worker_processes: int) -> int:
+def serve(settings: Settings, *, host: str, port: int, api_processes: int, worker_processes: int,
+          app: str = DEFAULT_APP) -> int:
     with servers(settings) as resolved:
         try:
             prepare(resolved)
@@ -182,5 +186,5 @@ def serve(settings: Settings, *, host: str, port: int, api_processes: int, worke
             log.error("refusing to start: %s", exc)
             return 2
         print(f"onhand serving on http://{host}:{port} (API docs: http://{host}:{port}/schema)", flush=True)
-        Supervisor(resolved, host, port, api_processes, worker_processes).run()
+        Supervisor(resolved, host, port, api_processes, worker_processes, app).run()
     return 0

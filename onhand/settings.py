@@ -87,9 +87,6 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     closed_order_retention_s: int = 24 * 3600
     #: Most waiting lines one script call fills before handing over to the next.
     fill_limit: int = 1000
-    #: Reservation engine behind the API: "onhand" (Redis Lua), or "baseline"
-    #: (PostgreSQL row locks, loadtests/baseline.py; for benchmarks only).
-    engine: str = "onhand"
     shopify_shop: str | None = None
     shopify_access_token: str | None = None
     shopify_api_secret: str | None = None
@@ -162,10 +159,6 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             kwargs["closed_order_retention_s"] = int(v)
         if (v := get("ONHAND_FILL_LIMIT")) is not None:
             kwargs["fill_limit"] = int(v)
-        if (v := get("ONHAND_ENGINE")) is not None:
-            if v not in ("onhand", "baseline"):
-                raise ValueError(f"ONHAND_ENGINE must be onhand or baseline, not {v!r}")
-            kwargs["engine"] = v
         if (v := get("ONHAND_SHOPIFY_API_VERSION")) is not None:
             kwargs["shopify_api_version"] = v
         if (v := get("ONHAND_SHOPIFY_SYNC")) is not None:
