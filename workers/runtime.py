@@ -249,6 +249,9 @@ class WorkerProcess:
         log.info("worker running (%d threads)", self.threads)
 
     def stop(self) -> None:
+        """Stops the actors and the watchdog and closes the connections (once)."""
+        if self.context.stopping.is_set():
+            return
         self.stop_event.set()
         self.context.stopping.set()
         self.worker.stop(timeout=10_000)

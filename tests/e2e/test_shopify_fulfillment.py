@@ -56,7 +56,10 @@ def test_two_shipments_become_two_fulfillments_with_their_tracking(emulator, red
         assert order["fulfillment_status"] == "fulfilled"
 
         # pushing again (a worker that crashed before writing down what it did)
-        # creates nothing: Shopify replays the first answer for the same key
+        # creates nothing: Shopify replays the first answer for the same key.
+        # The stack's own pusher is stopped first: it would push the deleted
+        # records again before this one runs, and this one would find nothing
+        stack.stop_workers()
         with stack.pg.begin() as conn:
             pushed = dict(conn.execute(text("SELECT shipment_id, status FROM shopify_fulfillments")).all())
             assert pushed == {first["id"]: "pushed", second["id"]: "pushed"}

@@ -106,6 +106,13 @@ class ShopifyStack:
                 raise AssertionError(f"timed out waiting for {message or what}")
             time.sleep(0.02)
 
+    def stop_workers(self) -> None:
+        """Stops the stack's own workers (drain, sync, fulfillment push), so a
+        test that then runs one of their jobs by hand never races them."""
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+
     def drained(self, timeout_s: float = 30.0) -> None:
         """Every change is in PostgreSQL (drained here when no worker runs)."""
         if self.worker is None:
@@ -175,7 +182,11 @@ def shopify_stack(emu: EmulatorServer, redis_url: str, database_url: str, *, wor
             worker = WorkerProcess(settings, threads=6)
             worker.start()
         with httpx.Client(base_url=app.base_url, headers=ADMIN, timeout=30) as http:
-            yield ShopifyStack(settings, emu, app, http, redis, Keys(settings.merchant), worker, pg)
+            stack = ShopifyStack(settings, emu, app, http, redis, Keys(settings.merchant), worker, pg)
+            try:
+                yield stack
+            finally:
+                worker = stack.worker  # None when the test stopped it
     finally:
         client.webhook_mode("hold")  # nothing more reaches this stack
         client.drain(2)

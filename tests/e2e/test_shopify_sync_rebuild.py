@@ -102,8 +102,7 @@ def test_the_sync_state_survives_a_rebuild_and_no_in_flight_sale_is_handed_back(
         in_flight = dict(zip(skus, (1, 2), strict=True))
         for sku, qty in in_flight.items():
             shop.purchase([{"sku": sku, "quantity": qty}])
-        stack.worker.stop()
-        stack.worker = None
+        stack.stop_workers()
         stack.drained()
         before = {sku: sync_state(stack, sku) for sku in skus}
         assert all(int(s["w"]) > 0 and "b" not in s for s in before.values()), before
