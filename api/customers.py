@@ -19,8 +19,6 @@ from api.problems import NOT_FOUND, ApiProblem
 from api.services import Services
 from api.views import rfc3339
 from engine.commands import PutRecord
-from engine.errors import NotReady
-from persistence import queries
 
 IdPath = Annotated[str, Parameter(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 
@@ -77,13 +75,11 @@ class CustomerController(Controller):
         return customer_view(doc)
 
     @get("/v1/customers", guards=[requires(*STAFF)], responses=responses(400, 401, 403, 429, 503),
-         summary="Search customers by name, email or phone (newest first)")
+         summary="Search customers by name, email or phone (newest first; q matches a part of "
+                 "any of them, ignoring case; % and _ are plain characters)")
     async def search(self, services: NamedDependency[Services],
                      q: Annotated[str | None, Parameter(max_length=255, pattern=r"^[^\x00-\x1f]*$")] = None,
                      limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
                      offset: Annotated[int, Parameter(ge=0, le=10**9)] = 0) -> s.CustomerList:
-        if services.pg is None:
-            raise NotReady("PostgreSQL is not configured")
-        async with services.pg.connect() as conn:
-            docs, total = await queries.search_customers(conn, q, limit, offset)
+        docs, total = await services.records.customers(q, limit=limit, offset=offset)
         return s.CustomerList(items=[customer_view(d) for d in docs], total=total)

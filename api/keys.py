@@ -21,7 +21,6 @@ from engine.commands import Op, PutRecord
 from engine.errors import NotFound
 
 KeyPath = Annotated[str, Parameter(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-_decode = msgspec.json.Decoder(KeyRecord)
 
 
 def key_view(record: KeyRecord) -> s.ApiKeyView:
@@ -46,18 +45,13 @@ class ApiKeyController(Controller):
         view = key_view(record)
         return s.ApiKeyCreated(key=key, **msgspec.structs.asdict(view))
 
-    @get("/v1/api-keys", responses=responses(401, 403, 429, 503), summary="Keys, without secrets")
-    async def list_keys(self, services: NamedDependency[Services]) -> s.ApiKeyList:
-        prefix = f"{services.store.keys.prefix}:d:api_key:"
-        records = []
-        async for key in services.redis.scan_iter(match=prefix + "*", count=1000):
-            if key.endswith(b":gone"):
-                continue
-            raw = await services.redis.hget(key, "doc")
-            if raw:
-                records.append(_decode.decode(raw))
-        records.sort(key=lambda r: r.created_at_ms, reverse=True)
-        return s.ApiKeyList(items=[key_view(r) for r in records])
+    @get("/v1/api-keys", responses=responses(400, 401, 403, 429, 503),
+         summary="Keys not revoked, without secrets, newest first")
+    async def list_keys(self, services: NamedDependency[Services],
+                        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+                        offset: Annotated[int, Parameter(ge=0, le=10**9)] = 0) -> s.ApiKeyList:
+        docs, total = await services.records.api_keys(limit=limit, offset=offset)
+        return s.ApiKeyList(items=[key_view(msgspec.convert(d, KeyRecord)) for d in docs], total=total)
 
     @delete("/v1/api-keys/{key_id:str}", status_code=204, responses=responses(400, 401, 403, 404, 429, 503),
             summary="Revoke a key at once")

@@ -21,8 +21,8 @@ from api.pdf import packing_slip
 from api.problems import FORBIDDEN, NOT_FOUND, VALIDATION, ApiProblem
 from api.services import Services
 from api.views import order_view, shipment_view
-from engine.commands import CancelOrder, OrderLineRequest, PlaceOrder, ShipOrder, SkuQty
-from engine.model import Channel, Order, default_policy
+from engine.commands import CancelLine, CancelOrder, OrderLineRequest, PlaceOrder, ShipOrder, SkuQty
+from engine.model import MAX_QTY, Channel, Order, default_policy
 from persistence.queries import OrderFilter
 
 IdPath = Annotated[str, Parameter(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
@@ -49,15 +49,31 @@ def _present(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def _merge_lines(lines: list[s.OrderLineBody]) -> list[s.OrderLineBody]:
-    """API orders merge lines naming the same SKU (quantities summed)."""
+    """API orders merge lines naming the same SKU (quantities summed, API.md).
+    A merged line holds one quantity (at most 10^9) and one unit price, so a
+    sum above the limit, or two different prices, is a 400 naming the later
+    line's field."""
     merged: dict[str, s.OrderLineBody] = {}
-    for line in lines:
-        if line.sku in merged:
-            first = merged[line.sku]
-            merged[line.sku] = s.OrderLineBody(sku=line.sku, quantity=first.quantity + line.quantity,
-                                               unit_price=first.unit_price or line.unit_price)
-        else:
-            merged[line.sku] = line
+    first: dict[str, int] = {}
+    errors = []
+    for i, line in enumerate(lines):
+        if line.sku not in merged:
+            merged[line.sku], first[line.sku] = line, i
+            continue
+        had, j = merged[line.sku], first[line.sku]
+        quantity = had.quantity + line.quantity
+        if quantity > MAX_QTY:
+            errors.append({"field": f"lines[{i}].quantity", "message": (
+                f"lines[{j}] and lines[{i}] name SKU {line.sku}, so they are merged: "
+                f"their quantities sum to {quantity}, above {MAX_QTY}")})
+        if None not in (had.unit_price, line.unit_price) and had.unit_price != line.unit_price:
+            errors.append({"field": f"lines[{i}].unit_price", "message": (
+                f"lines[{j}] and lines[{i}] name SKU {line.sku}, so they are merged, but their "
+                f"unit prices differ ({had.unit_price} and {line.unit_price})")})
+        merged[line.sku] = s.OrderLineBody(sku=line.sku, quantity=quantity,
+                                           unit_price=had.unit_price or line.unit_price)
+    if errors:
+        raise ApiProblem(VALIDATION, "; ".join(e["message"] for e in errors)[:1000], errors=errors)
     return list(merged.values())
 
 
@@ -108,10 +124,10 @@ class OrderController(Controller):
     async def create(self, data: JSONBody[s.OrderBody], request: Request, services: NamedDependency[Services]) -> s.OrderView:
         data = await s.strict_body(request, s.OrderBody)
         principal: Principal = request.user
+        lines = _merge_lines(data.lines)
 
         async def build() -> PlaceOrder:
             resolved = await _resolve_order(services, principal, data)
-            lines = _merge_lines(data.lines)
             order_id = "ord_" + uuid.uuid4().hex[:16]
             profile = resolved["profile"]
             # The order's own document, kept in Redis with every open order
@@ -151,6 +167,8 @@ class OrderController(Controller):
             pattern="^(cancelled|shipped|exception|partially_shipped|open)$")] = None,
         customer_id: Annotated[str | None, Parameter(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = None,
         sku: Annotated[str | None, Parameter(pattern=r"^[^\x00-\x1f]{1,255}$")] = None,
+        backordered: Annotated[bool | None, Parameter(
+            description="true: orders with backordered units; false: orders without")] = None,
         limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
         offset: Annotated[int, Parameter(ge=0, le=10**9)] = 0,
     ) -> s.OrderList:
@@ -160,7 +178,7 @@ class OrderController(Controller):
                 return s.OrderList(items=[], total=0)
             customer_id = principal.customer_id
         f = OrderFilter(po_number=po_number, channel=channel, status=status,
-                        customer_id=customer_id, sku=sku)
+                        customer_id=customer_id, sku=sku, backordered=backordered)
         orders, total = await services.reader.list(f, limit=limit, offset=offset)
         return s.OrderList(items=[order_view(o) for o in orders], total=total)
 
@@ -171,12 +189,16 @@ class OrderController(Controller):
                      data: JSONBody[s.CancelBody | None] = None) -> s.OrderView:
         data = await s.strict_body(request, s.CancelBody, optional=True)
         body = data or s.CancelBody()
+        both = [{"field": f"lines[{i}]", "message": "give sku or line, exactly one"}
+                for i, l in enumerate(body.lines or []) if (l.sku is None) == (l.line is None)]
+        if both:
+            raise ApiProblem(VALIDATION, "each cancel line names a sku or a line, exactly one", errors=both)
 
         async def build() -> CancelOrder:
             await visible_order(services, request.user, order_id)
             lines = None
             if body.lines:
-                lines = tuple(SkuQty(sku=l.sku, qty=l.quantity) for l in body.lines)
+                lines = tuple(CancelLine(sku=l.sku, line=l.line, qty=l.quantity) for l in body.lines)
             return CancelOrder(order_id=order_id, lines=lines)
 
         result = await services.operations.run(request, request.user, body, build)

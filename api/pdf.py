@@ -1,5 +1,7 @@
 """Packing slips as PDF (fpdf2): merchant, order number, the customer's PO
-number, ship-to, the lines shipped and the lines still backordered."""
+number, ship-to, the lines shipped, the lines still backordered, and units
+sold beyond stock that staff have yet to resolve (exception units: not a
+backorder, which will ship by itself when stock arrives)."""
 
 from __future__ import annotations
 
@@ -35,11 +37,13 @@ def packing_slip(order: Order, *, merchant: str, names: dict[str, str | None],
         for line in x.get("lines") or []:
             shipped[line["sku"]] = shipped.get(line["sku"], 0) + int(line["quantity"])
     backordered: dict[str, int] = {}
+    exceptions: dict[str, int] = {}
     for line in order.lines:
-        waiting = line.backordered + line.exception
-        if waiting:
-            key = line.sku or "(no SKU)"
-            backordered[key] = backordered.get(key, 0) + waiting
+        key = line.sku or "(no SKU)"
+        if line.backordered:
+            backordered[key] = backordered.get(key, 0) + line.backordered
+        if line.exception:
+            exceptions[key] = exceptions.get(key, 0) + line.exception
 
     pdf = FPDF(format="Letter")
     pdf.set_title(f"Packing slip {order.number}")
@@ -73,6 +77,9 @@ def packing_slip(order: Order, *, merchant: str, names: dict[str, str | None],
     _table(pdf, "Shipped", shipped, names, empty="nothing shipped yet")
     pdf.ln(3)
     _table(pdf, "Still backordered", backordered, names, empty="nothing backordered")
+    if exceptions:
+        pdf.ln(3)
+        _table(pdf, "Not in stock, being resolved by our staff", exceptions, names, empty="")
     return bytes(pdf.output())
 
 

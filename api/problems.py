@@ -108,7 +108,7 @@ def domain_problem(exc: OnhandError) -> tuple[ProblemType, str, dict[str, Any], 
     if isinstance(exc, InvalidCommand):
         return VALIDATION, exc.detail, {"errors": [{"field": exc.field, "message": exc.detail}]}, None
     if isinstance(exc, NotReady):
-        return (NOT_READY, exc.detail, {"retry_after_s": exc.retry_after_s},
+        return (NOT_READY, exc.detail, {"retry_after_s": exc.retry_after_s, "reason": exc.reason},
                 not_ready_headers(exc.retry_after_s))
     if isinstance(exc, IdempotencyKeyReused):
         return KEY_REUSED, str(exc) or KEY_REUSED.title, {}, None
@@ -127,7 +127,9 @@ def http_exception_handler(request: Request, exc: HTTPException) -> Response:
         return problem_response(exc.kind, exc.detail, headers=exc.headers, **exc.extensions)
     status = exc.status_code
     if isinstance(exc, ValidationException) or status == 400:
-        return problem_response(VALIDATION, _validation_detail(exc), errors=_validation_errors(exc))
+        errors = _body_errors(request) or _validation_errors(exc)
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)[:1000]
+        return problem_response(VALIDATION, detail, errors=errors)
     by_status = {401: UNAUTHORIZED, 403: FORBIDDEN, 404: NOT_FOUND, 405: METHOD_NOT_ALLOWED,
                  413: TOO_LARGE, 429: RATE_LIMITED, 503: NOT_READY}
     kind = by_status.get(status)
@@ -156,9 +158,28 @@ def _validation_errors(exc: HTTPException) -> list[dict[str, Any]]:
     return out
 
 
-def _validation_detail(exc: HTTPException) -> str:
-    errors = _validation_errors(exc)
-    return "; ".join(f"{e['field']}: {e['message']}" for e in errors)[:1000]
+def _body_errors(request: Request) -> list[dict[str, Any]]:
+    """Every failing field of the request body, when Litestar refused it (its
+    decoder stops at the first; the contract names each): the body Litestar
+    read, checked field by field against the route's body type."""
+    from litestar.utils.empty import value_or_default
+    from litestar.utils.scope.state import ScopeState
+
+    from api import schemas
+
+    handler = request.scope.get("route_handler")
+    param = handler.parsed_fn_signature.parameters.get("data") if handler is not None else None
+    body = value_or_default(ScopeState.from_scope(request.scope).body, None)
+    if param is None or not body:
+        return []
+    body_type = next((t for t in (param.annotation, *param.args)
+                      if isinstance(t, type) and issubclass(t, schemas.Body)), None)
+    if body_type is None:
+        return []
+    try:
+        return schemas.field_errors(msgspec.json.decode(body), body_type)
+    except msgspec.DecodeError:
+        return []
 
 
 def unavailable_handler(_: Request, exc: Exception) -> Response:

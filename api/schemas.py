@@ -3,6 +3,7 @@ fields; the constraints here are the contract's (API.md, Conventions)."""
 
 from __future__ import annotations
 
+from types import UnionType as _UnionType
 from typing import Annotated, Literal, TypeVar
 
 import msgspec
@@ -37,9 +38,9 @@ async def strict_body(request, body_type: type[T], *, optional: bool = False) ->
     """Decodes the raw request body as ``body_type`` in strict mode.
 
     Litestar converts bodies leniently ("1" would pass as 1); the contract
-    says a field of the wrong type is a 400, so handlers read their body
-    through this (Litestar has already checked the shape for the OpenAPI
-    document and the size limit)."""
+    says a field of the wrong type is a 400 naming each failing field, so
+    handlers read their body through this (Litestar has already checked the
+    shape for the OpenAPI document and the size limit)."""
     from api.problems import VALIDATION, ApiProblem
 
     raw = await request.body()
@@ -54,17 +55,94 @@ async def strict_body(request, body_type: type[T], *, optional: bool = False) ->
             except msgspec.ValidationError:
                 pass  # perhaps 5.0 for an integer: the path below decides
         # JSON Schema counts 5.0 as an integer; strings never are numbers
-        return msgspec.convert(_integral(msgspec.json.decode(raw)), type=body_type, strict=True)
+        value = _integral(msgspec.json.decode(raw))
+        try:
+            return msgspec.convert(value, type=body_type, strict=True)
+        except msgspec.ValidationError as exc:
+            # msgspec stops at the first failure; the contract names each one
+            errors = field_errors(value, body_type) or [{"field": _field(str(exc)), "message": str(exc)}]
+            detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)[:1000]
+            raise ApiProblem(VALIDATION, detail, errors=errors) from exc
     except _NulInText as exc:
         raise ApiProblem(VALIDATION, "text must not contain NUL characters",
                          errors=[{"field": str(exc), "message": "contains \\u0000"}]) from exc
-    except msgspec.ValidationError as exc:
-        message = str(exc)
-        field = message.rsplit(" - at `", 1)[1].rstrip("`") if " - at `" in message else "body"
-        raise ApiProblem(VALIDATION, message, errors=[{"field": field, "message": message}]) from exc
     except msgspec.DecodeError as exc:
         raise ApiProblem(VALIDATION, f"malformed JSON: {exc}",
                          errors=[{"field": "body", "message": str(exc)}]) from exc
+
+
+def _field(message: str) -> str:
+    """The field a msgspec error names (``Expected int - at `$.lines[0]```)."""
+    path = message.rsplit(" - at `", 1)[1].rstrip("`") if " - at `" in message else "$"
+    return _api_path(path)
+
+
+def _api_path(path: str) -> str:
+    """msgspec's ``$.lines[0].sku`` -> ``lines[0].sku`` (the engine's style); ``$`` -> ``body``."""
+    return path[2:] if path.startswith("$.") else ("body" if path == "$" else path.lstrip("$"))
+
+
+def field_errors(value, body_type, path: str = "$") -> list[dict[str, str]]:
+    """Every failing field of ``value`` as ``body_type`` (a Struct), not only
+    the first: unknown and missing fields, each field checked on its own, and
+    Structs inside (also in lists) checked field by field."""
+    import typing
+
+    if not isinstance(value, dict):
+        return _one(value, body_type, path)
+    hints = typing.get_type_hints(body_type, include_extras=True)
+    info = {f.encode_name: f for f in msgspec.inspect.type_info(body_type).fields}
+    errors: list[dict[str, str]] = []
+    for key in value:
+        if key not in info:
+            errors.append({"field": _api_path(f"{path}.{key}"), "message": "unknown field"})
+    for name, f in info.items():
+        where = f"{path}.{name}"
+        if name not in value:
+            if f.required:
+                errors.append({"field": _api_path(where), "message": "required"})
+            continue
+        errors.extend(_value_errors(value[name], hints[f.name], where))
+    return errors
+
+
+def _value_errors(value, annotation, path: str) -> list[dict[str, str]]:
+    import typing
+
+    inner, meta = annotation, []
+    while typing.get_origin(inner) is typing.Annotated:
+        inner, *extra = typing.get_args(inner)
+        meta += [m for m in extra if isinstance(m, msgspec.Meta)]
+    options = [a for a in typing.get_args(inner)] if typing.get_origin(inner) in (typing.Union, _UnionType) else [inner]
+    if value is None and type(None) in options:
+        return []
+    options = [o for o in options if o is not type(None)]
+    if len(options) == 1:
+        only = options[0]
+        if isinstance(only, type) and issubclass(only, msgspec.Struct) and isinstance(value, dict):
+            return field_errors(value, only, path)
+        item = typing.get_args(only)[0] if typing.get_origin(only) is list else None
+        if isinstance(item, type) and issubclass(item, msgspec.Struct) and isinstance(value, list):
+            sized = [e for m in meta for e in _length_errors(value, m, path)]
+            return sized + [e for i, v in enumerate(value) for e in field_errors(v, item, f"{path}[{i}]")]
+    return _one(value, annotation, path)
+
+
+def _length_errors(value: list, meta: msgspec.Meta, path: str) -> list[dict[str, str]]:
+    if meta.min_length is not None and len(value) < meta.min_length:
+        return [{"field": _api_path(path), "message": f"Expected `array` of length >= {meta.min_length}"}]
+    if meta.max_length is not None and len(value) > meta.max_length:
+        return [{"field": _api_path(path), "message": f"Expected `array` of length <= {meta.max_length}"}]
+    return []
+
+
+def _one(value, annotation, path: str) -> list[dict[str, str]]:
+    """[] when ``value`` is a valid ``annotation``, else its one error."""
+    try:
+        msgspec.convert(value, type=annotation, strict=True)
+    except msgspec.ValidationError as exc:
+        return [{"field": _api_path(path), "message": str(exc).split(" - at `", 1)[0]}]
+    return []
 
 
 class _NulInText(ValueError):
@@ -168,11 +246,24 @@ class OrderBody(Body, kw_only=True):
     currency: Currency | None = None
     ship_to: Address | None = None
     notes: Annotated[str, Meta(max_length=2000)] | None = None
-    lines: Annotated[list[OrderLineBody], Meta(min_length=1, max_length=500)]
+    lines: Annotated[list[OrderLineBody], Meta(
+        min_length=1, max_length=500,
+        description="Lines naming the same SKU are merged into one: their quantities are summed "
+                    "(at most 1000000000 together) and their unit prices, where given, must be equal.")]
+
+
+class CancelLineBody(Body, kw_only=True):
+    """Give ``sku`` (every line of that SKU; any text up to 255 characters,
+    "" for lines that came without one) or ``line`` (a 0-based line index:
+    a line whose SKU is missing or malformed), not both."""
+
+    sku: Annotated[str, Meta(max_length=255)] | None = None
+    line: Annotated[int, Meta(ge=0, le=499)] | None = None
+    quantity: Qty
 
 
 class CancelBody(Body, kw_only=True):
-    lines: Annotated[list[SkuQtyBody], Meta(min_length=1, max_length=500)] | None = None
+    lines: Annotated[list[CancelLineBody], Meta(min_length=1, max_length=500)] | None = None
 
 
 class ShipmentBody(Body, kw_only=True):
@@ -398,6 +489,7 @@ class ApiKeyCreated(ApiKeyView, kw_only=True):
 
 class ApiKeyList(View, kw_only=True):
     items: list[ApiKeyView]
+    total: int | None = None
 
 
 class PickLine(View, kw_only=True):
@@ -415,3 +507,62 @@ class PickList(View, kw_only=True):
     po_number: str | None = None
     channel: str
     lines: list[PickLine]
+
+
+class LedgerEntryView(View, kw_only=True):
+    """One inventory movement: how each counter of the SKU changed, why, who
+    made the change and through which operation."""
+
+    id: int
+    at: str
+    sku: str
+    order_id: str | None = None
+    #: reserve, fill, ship, cancel, receipt, count, adjust, return, take_back, exception, ...
+    reason: str
+    #: The operation's event type (order.accepted, stock.received, ...).
+    kind: str
+    actor: str
+    operation_id: str
+    on_hand: int
+    reserved_dtc: int
+    reserved_wholesale: int
+    backordered_dtc: int
+    backordered_wholesale: int
+    exception: int
+    units: int
+
+
+class LedgerList(View, kw_only=True):
+    items: list[LedgerEntryView]
+    total: int
+    #: Changes accepted but not yet in the ledger (the outbox backlog; usually
+    #: drained within a second), so a reader knows how current the list is.
+    pending_events: int
+
+
+class DeadLetterView(View, kw_only=True):
+    event_id: str
+    #: open, replayed or discarded
+    status: str
+    error: str
+    failures: int
+    created_at: str
+    resolved_at: str | None = None
+    resolved_by: str | None = None
+    note: str | None = None
+    #: The outbox event as it was stored (JSON text; not JSON when unreadable).
+    payload: str
+
+
+class DeadLetterList(View, kw_only=True):
+    items: list[DeadLetterView]
+    total: int
+
+
+class ReplayBody(Body, kw_only=True):
+    note: Annotated[str, Meta(max_length=2000)] | None = None
+
+
+class DiscardBody(Body, kw_only=True):
+    #: Why it is safe to drop (required: someone will ask).
+    note: Annotated[str, Meta(min_length=1, max_length=2000)]

@@ -62,11 +62,20 @@ class PlaceOrder(Command, frozen=True, kw_only=True):
     test: bool = False
 
 
+class CancelLine(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Units to cancel on the order's lines of one SKU, or on one line (by
+    0-based index: a line whose SKU is missing or malformed)."""
+
+    qty: int
+    sku: str | None = None
+    line: int | None = None
+
+
 class CancelOrder(Command, frozen=True, kw_only=True):
     script: ClassVar[str] = "cancel"
     order_id: str
     #: None: the whole unshipped remainder.
-    lines: tuple[SkuQty, ...] | None = None
+    lines: tuple[CancelLine, ...] | None = None
 
 
 class ShipOrder(Command, frozen=True, kw_only=True):
@@ -129,6 +138,8 @@ class PutSku(Command, frozen=True, kw_only=True):
 class FillWaiting(Command, frozen=True, kw_only=True):
     script: ClassVar[str] = "fill"
     sku: str
+    #: The operation whose call stopped at the fill limit (its replay lists these fills too).
+    parent: str | None = None
 
 
 class PutRecord(Command, frozen=True, kw_only=True):

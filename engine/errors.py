@@ -11,12 +11,16 @@ class OnhandError(Exception):
 
 class NotReady(OnhandError):
     """Raised when Redis does not hold a complete state (empty, being rebuilt,
-    unreachable or out of memory); the caller should retry later."""
+    unreachable or out of memory), or a change was made but too few replicas
+    confirmed it (``reason`` "replicas_unconfirmed"); the caller should retry
+    later, with the same Idempotency-Key."""
 
-    def __init__(self, detail: str = "state is being rebuilt", retry_after_s: int = 2):
+    def __init__(self, detail: str = "state is being rebuilt", retry_after_s: int = 2,
+                 reason: str | None = None):
         super().__init__(detail)
         self.detail = detail
         self.retry_after_s = retry_after_s
+        self.reason = reason
 
 
 class InvalidCommand(OnhandError):

@@ -129,7 +129,7 @@ class Store:
         await self.redis.execute_command("FUNCTION", "LOAD", "REPLACE", scripts.library())
         self._loaded = True
 
-    async def _eval(self, name: str, argv: list[Any]) -> tuple[dict[str, Any], bool, str]:
+    async def _eval(self, name: str, argv: list[Any]) -> tuple[dict[str, Any], bool, str, list]:
         fn = scripts.function_name(name)
         try:
             try:
@@ -146,10 +146,12 @@ class Store:
             raise
         except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
             raise NotReady(f"Redis unreachable: {exc}") from exc
-        body, replayed, event_id = raw
+        body, replayed, event_id = raw[:3]
         if isinstance(event_id, bytes):
             event_id = event_id.decode()
-        return _decode.decode(body), bool(replayed), event_id
+        # a replay brings the fills its continuation calls made (fill.lua)
+        later = _decode.decode(raw[3]) if len(raw) > 3 and raw[3] else []
+        return _decode.decode(body), bool(replayed), event_id, later
 
     async def _fcall(self, fn: str, argv: list[Any]) -> Any:
         if not self.wait_replicas:
@@ -160,18 +162,23 @@ class Store:
             pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
             raw, acked = await pipe.execute()
         if int(acked) < self.wait_replicas:
-            raise NotReady(f"only {acked} of {self.wait_replicas} replicas acknowledged")
+            # The change is made (and its outcome stored): only its copy on the
+            # replicas is unconfirmed. A retry with the same Idempotency-Key
+            # answers the stored outcome; docs/api.md says so.
+            raise NotReady(f"the change was made, but only {acked} of {self.wait_replicas} replicas "
+                           "confirmed it in time; retry with the same Idempotency-Key for its outcome",
+                           reason="replicas_unconfirmed")
         return raw
 
     async def run(self, command: Command, op: Op) -> Result:
         """Runs one command; raises the domain error for a refusal. When a fill
         stopped at the limit, goes on filling until nothing is left."""
-        data, replayed, event_id = await self._eval(command.script, self._argv(command, op))
+        data, replayed, event_id, later = await self._eval(command.script, self._argv(command, op))
         raise_for(data)
-        result = Result(data, replayed, event_id)
+        result = Result(data, replayed, event_id, later)
         if result.more and not replayed:
-            for later in await self.drain_fills(result.more, op):
-                result.later_fills.extend(later.fills)
+            for more in await self.drain_fills(result.more, op):
+                result.later_fills.extend(more.fills)
         return result
 
     def _argv(self, command: Command, op: Op) -> list[Any]:
@@ -186,13 +193,17 @@ class Store:
         ]
 
     async def drain_fills(self, skus: list[str], op: Op) -> list[Result]:
-        """Calls fill.lua for each SKU until its waiting lines are caught up."""
+        """Calls fill.lua for each SKU until its waiting lines are caught up.
+        When ``op`` keeps an idempotency record, the fills are added to it, so
+        its replay lists them too."""
         done: list[Result] = []
         pending = list(dict.fromkeys(skus))
+        parent = op.op_id if op.idempotency_ttl_ms > 0 else None
         while pending:
             sku = pending.pop(0)
             fill_op = Op(op_id=f"fill-{uuid.uuid4().hex}", now_ms=op.now_ms, actor=op.actor)
-            data, _, event_id = await self._eval("fill", self._argv(FillWaiting(sku=sku), fill_op))
+            data, _, event_id, _ = await self._eval(
+                "fill", self._argv(FillWaiting(sku=sku, parent=parent), fill_op))
             raise_for(data)
             result = Result(data, False, event_id)
             done.append(result)
@@ -205,15 +216,27 @@ class Store:
     async def claim(self, op_id: str, fingerprint: str, ttl_ms: int = IN_FLIGHT_TTL_MS) -> Result | None:
         """Claims an Idempotency-Key before work starts. Returns the stored
         result to replay, or None when the caller now holds the claim."""
-        data, replayed, _ = await self._eval("idem_begin", [op_id, fingerprint, ttl_ms])
+        data, replayed, _, later = await self._eval("idem_begin", [op_id, fingerprint, ttl_ms])
         if replayed:
-            return Result(data, True)
+            return Result(data, True, later_fills=later)
         raise_for(data)
         return None
 
     async def release(self, op_id: str) -> None:
         """Drops a claim whose request ended without a stored outcome."""
         await self.redis.delete(self.keys.in_flight(op_id))
+
+    async def mark_synced(self, args: list) -> None:
+        """Tells Redis which order and record versions PostgreSQL now holds
+        (lua/mark_synced.lua's ARGV, from persistence.apply.mark_synced_args)."""
+        fn = scripts.function_name("mark_synced")
+        try:
+            await self.redis.fcall(fn, 1, self.keys.prefix, *args)
+        except redis_errors.ResponseError as exc:
+            if "function not found" not in str(exc).lower():
+                raise
+            await self._load()
+            await self.redis.fcall(fn, 1, self.keys.prefix, *args)
 
     async def load_closed_order(self, order: Order, keep_ms: int) -> bool:
         """Brings a closed order read from PostgreSQL back into Redis (for a
@@ -227,7 +250,7 @@ class Store:
             "S": _encode.encode(order.shipments).decode(), "R": _encode.encode(order.returns).decode(),
             "v": order.version, "u": order.updated_at_ms,
         }
-        data, _, _ = await self._eval("order_load", [_encode.encode(snap), keep_ms])
+        data, _, _, _ = await self._eval("order_load", [_encode.encode(snap), keep_ms])
         raise_for(data)
         return bool(data.get("loaded"))
 

@@ -13,7 +13,8 @@
 --          remove it
 --
 -- Key patterns: P:d:<kind>:<id> hash {doc, v}; P:d:<kind>:<id>:gone hash {v}
---   (the version of a removed record)
+--   (the version of a removed record); P:unsynced:d set of "<kind>:<id>" whose
+--   newest version PostgreSQL may not have yet (mark_synced.lua removes them)
 --
 -- Returns (JSON, replayed flag):
 --   ok          {kind, id, v, doc, fills = [], more = []}
@@ -21,7 +22,8 @@
 --   invalid     {field, detail}
 --   not_ready, idempotency_key_reused
 --
--- Writes: P:d:<kind>:<id>, P:d:<kind>:<id>:gone, P:outbox, P:i:<op>, P:if:<op>
+-- Writes: P:d:<kind>:<id>, P:d:<kind>:<id>:gone, P:unsynced:d, P:outbox, P:i:<op>,
+--   P:if:<op>
 --
 -- Invariant kept: each change of a record is one outbox event carrying its
 -- new version, so PostgreSQL converges whatever order events apply in.
@@ -59,6 +61,7 @@ else
   redis.call('HSET', key, 'doc', doc, 'v', v)
   redis.call('DEL', key .. ':gone')
 end
+redis.call('SADD', P .. ':unsynced:d', kind .. ':' .. id)
 return commit(doc == cjson.null and 'doc.removed' or 'doc.put',
   {kind = kind, id = id, v = v, doc = doc},
   {doc = {kind = kind, id = id, v = v, doc = doc}})

@@ -14,9 +14,11 @@
 --
 -- Returns (JSON, replayed flag):
 --   ok                      {} : the caller holds the claim
---   <stored result>, 1      the operation already finished: replay it
+--   <stored result>, 1      the operation already finished: replay it (with
+--                           its continuation fills as a fourth element)
 --   idempotency_key_reused  {}: a finished operation had another body
---   idempotency_in_flight   {}: another request holds the claim
+--   idempotency_in_flight   {}: another request holds the claim (also after
+--                           its outcome is stored, while it still fills)
 --   not_ready, invalid
 --
 -- Writes: P:if:<op>
@@ -31,13 +33,17 @@ end
 if redis.call('EXISTS', P .. ':epoch') == 0 then
   return {cjson.encode({c = 'not_ready', detail = 'state is being rebuilt'}), 0, ''}
 end
-local rec = redis.call('HMGET', P .. ':i:' .. op, 'f', 'r')
+local rec = redis.call('HMGET', P .. ':i:' .. op, 'f', 'r', 'x')
 if rec[2] then
   if rec[1] ~= fp then
     return {cjson.encode({c = 'idempotency_key_reused',
       detail = 'this Idempotency-Key was used with another body'}), 0, ''}
   end
-  return {rec[2], 1, ''}
+  if redis.call('EXISTS', P .. ':if:' .. op) == 1 then
+    return {cjson.encode({c = 'idempotency_in_flight',
+      detail = 'a request with this Idempotency-Key is still being processed'}), 0, ''}
+  end
+  return {rec[2], 1, '', rec[3] or ''}
 end
 if not redis.call('SET', P .. ':if:' .. op, fp, 'NX', 'PX', ttl) then
   return {cjson.encode({c = 'idempotency_in_flight',

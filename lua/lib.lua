@@ -34,8 +34,11 @@
 --   P:wd:<sku>       zset    DTC lines waiting (backordered or exception) by seq
 --   P:ww:<sku>       zset    wholesale lines waiting by seq
 --   P:o:<order>      hash    d n c p L S R v u (see load_order)
---   P:i:<op>         hash    f r: idempotency record (expires)
---   P:if:<op>        string  idempotency "in flight" marker (expires)
+--   P:i:<op>         hash    f r [x n]: idempotency record (expires); x: the
+--                            fills continuation calls made for it (a JSON
+--                            array, fill.lua), n: how many
+--   P:if:<op>        string  idempotency "in flight" marker (expires); kept
+--                            past the commit while the caller still fills
 --   P:outbox         stream  one entry per accepted operation, field e = JSON
 --   P:dirty          set     SKUs to push to sales channels
 --   P:dirtyat        hash    sku -> ms of its oldest change not yet pushed
@@ -86,7 +89,9 @@ local POLICIES = {backorder = true, ship_complete = true, cancel_remainder = tru
 
 -- ---------------------------------------------------------------- replies
 
--- Every script answers {JSON, replayed (0/1), outbox entry id or ""}.
+-- Every script answers {JSON, replayed (0/1), outbox entry id or ""}; a
+-- replay adds a fourth element, the continuation fills of the stored result
+-- (JSON array text or "").
 local function reply(tbl)
   return {cjson.encode(tbl), 0, ''}
 end
@@ -141,13 +146,13 @@ local function begin()
     return nil, refuse('not_ready', 'state is being rebuilt')
   end
   if IDEM_TTL_MS > 0 then
-    local rec = redis.call('HMGET', P .. ':i:' .. OP_ID, 'f', 'r')
+    local rec = redis.call('HMGET', P .. ':i:' .. OP_ID, 'f', 'r', 'x')
     if rec[2] then
       if FP ~= '' and rec[1] ~= FP then
         return nil, refuse('idempotency_key_reused',
           'this operation id was used with another body')
       end
-      return nil, {rec[2], 1, ''}
+      return nil, {rec[2], 1, '', rec[3] or ''}
     end
   end
   local ok, cmd = pcall(cjson.decode, CMD_JSON)
@@ -462,7 +467,10 @@ local function commit(kind, result, event)
     local ikey = P .. ':i:' .. OP_ID
     redis.call('HSET', ikey, 'f', FP, 'r', out)
     redis.call('PEXPIRE', ikey, IDEM_TTL_MS)
-    redis.call('DEL', P .. ':if:' .. OP_ID)
+    -- while fills go on (MORE), a duplicate is still told "in flight": its
+    -- replay would list fewer fills than the caller will answer (the caller
+    -- removes the marker when its continuation calls are done)
+    if #MORE == 0 then redis.call('DEL', P .. ':if:' .. OP_ID) end
   end
   local eid = redis.call('XADD', P .. ':outbox', '*', 'e', ev)
   return {out, 0, eid}

@@ -1,4 +1,4 @@
--- mark_synced.lua: note that PostgreSQL now holds these order versions.
+-- mark_synced.lua: note that PostgreSQL now holds these order and record versions.
 --
 -- Called by the outbox worker after its transaction committed. An order
 -- leaves P:unsynced once PostgreSQL has its newest version (reads then need
@@ -7,22 +7,28 @@
 -- from Redis after the retention; any script that changes it again removes the
 -- expiry (PERSIST), so an order never leaves Redis before PostgreSQL has it.
 --
+-- Records (customers, API keys: doc_put.lua) leave P:unsynced:d the same way,
+-- so lists of them read PostgreSQL plus only the unsynced ones from Redis.
+--
 -- KEYS[1]  merchant prefix
 -- ARGV[1]  retention of closed orders, milliseconds (integer >= 1)
--- ARGV[2k], ARGV[2k+1]  order id, version now in PostgreSQL (k = 1..n)
+-- ARGV[2]  n, the number of orders that follow (integer >= 0)
+-- ARGV[3..2+2n]  pairs: order id, version now in PostgreSQL
+-- ARGV[3+2n..]   pairs: "<kind>:<id>" of a record, version now in PostgreSQL
 --
--- Returns: integer, the orders taken off P:unsynced
+-- Returns: integer, the orders and records taken off P:unsynced, P:unsynced:d
 --
--- Writes: P:unsynced, P:o:<order> (expiry only)
+-- Writes: P:unsynced, P:unsynced:d, P:o:<order> (expiry only)
 --
--- Invariant kept: an order is in P:unsynced or expiring only when
--- PostgreSQL has its newest version.
+-- Invariant kept: an order or record is off its unsynced set, and a closed
+-- order expiring, only when PostgreSQL has its newest version.
 
 local P = KEYS[1]
 local retention = tonumber(ARGV[1])
+local n_orders = tonumber(ARGV[2])
 local L_RES, L_BO, L_EXC = 3, 4, 5
 local removed = 0
-for i = 2, #ARGV - 1, 2 do
+for i = 3, 2 + 2 * n_orders - 1, 2 do
   local oid, v = ARGV[i], tonumber(ARGV[i + 1])
   local key = P .. ':o:' .. oid
   local h = redis.call('HMGET', key, 'v', 'L')
@@ -37,6 +43,14 @@ for i = 2, #ARGV - 1, 2 do
       end
       if open == 0 then redis.call('PEXPIRE', key, retention) end
     end
+  end
+end
+for i = 3 + 2 * n_orders, #ARGV - 1, 2 do
+  local rec, v = ARGV[i], tonumber(ARGV[i + 1])
+  local key = P .. ':d:' .. rec
+  local current = tonumber(redis.call('HGET', key, 'v') or redis.call('HGET', key .. ':gone', 'v') or '0')
+  if current <= v then
+    removed = removed + redis.call('SREM', P .. ':unsynced:d', rec)
   end
 end
 return removed

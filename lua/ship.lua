@@ -3,7 +3,10 @@
 -- On hand and reserved both drop by the shipped units (available does not
 -- move). Each shipment is appended to the order with its own id and tracking,
 -- so partial shipments stay separately tracked. A ship_complete order ships
--- nothing until no line has backordered or exception units left.
+-- nothing until no line has backordered or exception units left; once it has
+-- shipped (it was complete then), it ships in parts like any other, even if a
+-- count took units back from it since (API.md: "after that it may ship in
+-- parts").
 --
 -- KEYS[1]  merchant prefix (see lib.lua for the derived key patterns)
 -- ARGV     common ARGV[1..7] (lib.lua); ARGV[6] command:
@@ -56,7 +59,7 @@ local o = load_order(oid)
 if not o then return refuse('not_found', 'no such order', {kind = 'order'}) end
 
 -- ---- check (reads only)
-if o.p == 'ship_complete' then
+if o.p == 'ship_complete' and o.S == '[]' then
   for _, line in ipairs(o.L) do
     if line[L_BO] + line[L_EXC] > 0 then
       return refuse_outcome('conflict', 'a ship_complete order ships only when every line is reserved',

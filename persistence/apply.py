@@ -122,6 +122,25 @@ def apply_batch(conn: Connection, entries: list[OutboxEntry]) -> int:
     return len(new)
 
 
+def mark_synced_args(entries: list[OutboxEntry], retention_ms: int) -> list | None:
+    """ARGV for lua/mark_synced.lua once these entries are committed: the
+    newest version of each order and record they carry (None: nothing to tell)."""
+    orders: dict[str, int] = {}
+    records: dict[str, int] = {}
+    for e in entries:
+        for o in e.event.get("orders") or []:
+            orders[o["id"]] = max(orders.get(o["id"], 0), int(o["v"]))
+        if d := e.event.get("doc"):
+            rec = f"{d['kind']}:{d['id']}"
+            records[rec] = max(records.get(rec, 0), int(d["v"]))
+    if not orders and not records:
+        return None
+    args: list = [retention_ms, len(orders)]
+    for pair in (*orders.items(), *records.items()):
+        args += pair
+    return args
+
+
 def _stream_key(entry_id: str) -> tuple[int, int]:
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
@@ -320,13 +339,21 @@ def _api_key(conn: Connection, kid: str, version: int, doc: dict | None, at: dat
 
 
 def _idempotency(conn: Connection, entries: list[OutboxEntry]) -> None:
-    rows = [
-        {"op_id": e.event["op"], "fingerprint": i.get("f", ""),
-         "result": i["r"] if isinstance(i["r"], str) else msgspec.json.encode(i["r"]).decode(),
-         "expires_at": ms_to_dt(i["exp"])}
+    rows = list({
+        e.event["op"]: {"op_id": e.event["op"], "fingerprint": i.get("f", ""),
+                        "result": i["r"] if isinstance(i["r"], str) else msgspec.json.encode(i["r"]).decode(),
+                        "expires_at": ms_to_dt(i["exp"])}
         for e in entries if (i := e.event.get("idem"))
-    ]
-    insert_rows(conn, "idempotency_records", IDEMPOTENCY_COLUMNS, rows, conflict="op_id")
+    }.values())
+    # an operation's record is the same however often it is applied; it may
+    # find a row its continuation fills made first (any batch order)
+    insert_rows(conn, "idempotency_records", IDEMPOTENCY_COLUMNS, rows, conflict="op_id",
+                update=("fingerprint", "result", "expires_at"))
+    extra = _newest((x["op"], int(x["n"]), x) for e in entries if (x := e.event.get("idem_x")))
+    if extra:
+        conn.execute(_EXTRA_FILLS, [
+            {"op_id": x["op"], "extra_fills": x["x"], "extra_n": int(x["n"]),
+             "expires_at": ms_to_dt(x["exp"])} for x in extra])
     hooks = [
         {"dedupe_key": w["key"], "topic": w.get("topic", ""), "event_id": w.get("event_id"),
          "webhook_id": w.get("webhook_id"), "shopify_order_id": _str_or_none(w.get("order")),
@@ -337,6 +364,15 @@ def _idempotency(conn: Connection, entries: list[OutboxEntry]) -> None:
     if hooks:
         conn.execute(insert(WebhookReceipt).on_conflict_do_nothing(
             index_elements=[WebhookReceipt.dedupe_key]), hooks)
+
+
+#: Continuation fills of a stored outcome (fill.lua's idem_x): the most wins.
+_EXTRA_FILLS = text("""
+INSERT INTO idempotency_records AS r (op_id, fingerprint, result, expires_at, extra_fills, extra_n)
+VALUES (:op_id, '', '', :expires_at, :extra_fills, :extra_n)
+ON CONFLICT (op_id) DO UPDATE SET extra_fills = excluded.extra_fills, extra_n = excluded.extra_n
+WHERE r.extra_n < excluded.extra_n
+""")
 
 
 def _shopify(conn: Connection, entries: list[OutboxEntry]) -> None:

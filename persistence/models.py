@@ -61,7 +61,8 @@ class LedgerEntry(Base):
     """One inventory movement: counter deltas, why, who, and which operation."""
 
     __tablename__ = "inventory_ledger"
-    __table_args__ = (UniqueConstraint("event_id", "idx"), Index("ix_ledger_sku_at", "sku", "at"))
+    __table_args__ = (UniqueConstraint("event_id", "idx"), Index("ix_ledger_sku_at", "sku", "at"),
+                      Index("ix_inventory_ledger_at", "at"))
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(String(32))
@@ -112,7 +113,8 @@ class OrderLine(Base):
     """A line's counters as of its order's version."""
 
     __tablename__ = "order_lines"
-    __table_args__ = (Index("ix_order_lines_sku", "sku"),)
+    __table_args__ = (Index("ix_order_lines_sku", "sku"),
+                      Index("ix_order_lines_backordered", "order_id", postgresql_where=text("backordered > 0")))
 
     order_id: Mapped[str] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True)
     idx: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -244,8 +246,12 @@ class IdempotencyRecord(Base):
 
     op_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(128))
+    #: "" while only continuation fills of it have arrived (batches apply in any order)
     result: Mapped[str] = mapped_column(Text)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    #: Fills the continuation calls added to it (a JSON array), and how many.
+    extra_fills: Mapped[str | None] = mapped_column(Text)
+    extra_n: Mapped[int] = mapped_column(Integer, server_default=text("0"))
 
 
 class WebhookReceipt(Base):
@@ -286,6 +292,10 @@ class DeadLetter(Base):
     failures: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: "replayed" (applied after all) or "discarded" (resolved by hand).
+    resolution: Mapped[str | None] = mapped_column(String(16))
+    resolved_by: Mapped[str | None] = mapped_column(String(128))
+    note: Mapped[str | None] = mapped_column(Text)
 
 
 class State(Base):

@@ -4,12 +4,13 @@ shaped like the scripts' (engine.model.order_from_snapshot reads both)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from persistence.models import ApiKey, Customer, Order, OrderLine
+from persistence.models import ApiKey, Customer, LedgerEntry, Order, OrderLine
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,8 @@ class OrderFilter:
     status: str | None = None
     customer_id: str | None = None
     sku: str | None = None
+    #: True: orders with backordered units; False: orders without.
+    backordered: bool | None = None
 
     def matches(self, order, header: dict[str, Any]) -> bool:
         """The same filter, applied to an order read from Redis."""
@@ -31,6 +34,8 @@ class OrderFilter:
         if self.customer_id is not None and header.get("customer_id") != self.customer_id:
             return False
         if self.sku is not None and not any(line.sku == self.sku for line in order.lines):
+            return False
+        if self.backordered is not None and any(line.backordered for line in order.lines) != self.backordered:
             return False
         return True
 
@@ -47,6 +52,9 @@ def _where(f: OrderFilter, exclude: list[str]):
         clauses.append(Order.customer_id == f.customer_id)
     if f.sku is not None:
         clauses.append(exists().where(and_(OrderLine.order_id == Order.id, OrderLine.sku == f.sku)))
+    if f.backordered is not None:
+        waiting = exists().where(and_(OrderLine.order_id == Order.id, OrderLine.backordered > 0))
+        clauses.append(waiting if f.backordered else ~waiting)
     if exclude:
         clauses.append(Order.id.not_in(exclude))
     return and_(True, *clauses)
@@ -94,16 +102,27 @@ async def _with_lines(conn: AsyncConnection, rows) -> list[dict]:
     return out
 
 
-async def search_customers(conn: AsyncConnection, q: str | None, limit: int, offset: int) -> tuple[list[dict], int]:
-    where = True
+def like_pattern(q: str) -> str:
+    """A substring pattern for LIKE ... ESCAPE '\\': ``%`` and ``_`` in ``q``
+    are literal characters, not wildcards."""
+    escaped = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def search_customers(conn: AsyncConnection, q: str | None, exclude: list[str],
+                           limit: int) -> tuple[list[dict], int]:
+    """Customers matching ``q`` (substring of name, email or phone, any case),
+    newest first, without those in ``exclude``: the first ``limit`` docs and
+    how many match."""
+    where = Customer.id.not_in(exclude) if exclude else True
     if q:
-        like = f"%{q.lower()}%"
-        where = (func.lower(Customer.name).like(like) | func.lower(Customer.email).like(like)
-                 | func.lower(Customer.phone).like(like))
+        like = like_pattern(q)
+        where = and_(where, func.lower(Customer.name).like(like, escape="\\")
+                     | func.lower(Customer.email).like(like, escape="\\")
+                     | func.lower(Customer.phone).like(like, escape="\\"))
     total = int(await conn.scalar(select(func.count()).select_from(Customer).where(where)))
     rows = (await conn.execute(
-        select(Customer.doc).where(where).order_by(Customer.created_at.desc(), Customer.id)
-        .limit(limit).offset(offset)
+        select(Customer.doc).where(where).order_by(Customer.created_at.desc(), Customer.id).limit(limit)
     )).scalars().all()
     return list(rows), total
 
@@ -112,8 +131,53 @@ async def customer_doc(conn: AsyncConnection, customer_id: str) -> dict | None:
     return await conn.scalar(select(Customer.doc).where(Customer.id == customer_id))
 
 
-async def api_keys(conn: AsyncConnection) -> list[dict]:
+async def api_keys(conn: AsyncConnection, exclude: list[str], limit: int) -> tuple[list[dict], int]:
+    """Keys not revoked, newest first, without those in ``exclude``: the first
+    ``limit`` records and how many there are."""
+    where = and_(ApiKey.revoked_at.is_(None), ApiKey.doc.is_not(None))
+    if exclude:
+        where = and_(where, ApiKey.id.not_in(exclude))
+    total = int(await conn.scalar(select(func.count()).select_from(ApiKey).where(where)))
     rows = (await conn.execute(
-        select(ApiKey.doc).where(ApiKey.revoked_at.is_(None)).order_by(ApiKey.created_at.desc())
+        select(ApiKey.doc).where(where).order_by(ApiKey.created_at.desc(), ApiKey.id).limit(limit)
     )).scalars().all()
-    return [r for r in rows if r]
+    return list(rows), total
+
+
+@dataclass(frozen=True)
+class LedgerFilter:
+    sku: str | None = None
+    order_id: str | None = None
+    #: Why units moved: reserve, fill, ship, cancel, receipt, count, return, take_back, ...
+    reason: str | None = None
+    actor: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _ledger_where(f: LedgerFilter):
+    clauses = []
+    if f.sku is not None:
+        clauses.append(LedgerEntry.sku == f.sku)
+    if f.order_id is not None:
+        clauses.append(LedgerEntry.order_id == f.order_id)
+    if f.reason is not None:
+        clauses.append(LedgerEntry.reason == f.reason)
+    if f.actor is not None:
+        clauses.append(LedgerEntry.actor == f.actor)
+    if f.since is not None:
+        clauses.append(LedgerEntry.at >= f.since)
+    if f.until is not None:
+        clauses.append(LedgerEntry.at < f.until)
+    return and_(True, *clauses)
+
+
+async def ledger(conn: AsyncConnection, f: LedgerFilter, limit: int, offset: int) -> tuple[list, int]:
+    """Inventory movements, newest first (rows of inventory_ledger), and how many match."""
+    where = _ledger_where(f)
+    total = int(await conn.scalar(select(func.count()).select_from(LedgerEntry).where(where)))
+    rows = (await conn.execute(
+        select(LedgerEntry).where(where).order_by(LedgerEntry.at.desc(), LedgerEntry.id.desc())
+        .limit(limit).offset(offset)
+    )).all()
+    return list(rows), total

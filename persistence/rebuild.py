@@ -274,10 +274,14 @@ class Rebuilder:
         now = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
         pipe = self.redis.pipeline(transaction=False)
         n = [0]
-        rows = conn.execute(select(IdempotencyRecord).where(IdempotencyRecord.expires_at > now))
+        rows = conn.execute(select(IdempotencyRecord).where(IdempotencyRecord.expires_at > now,
+                                                            IdempotencyRecord.result != ""))
         for rec in rows:
             key = self.keys.idempotency(rec.op_id)
-            pipe.hset(key, mapping={"f": rec.fingerprint, "r": rec.result})
+            record = {"f": rec.fingerprint, "r": rec.result}
+            if rec.extra_fills:
+                record.update(x=rec.extra_fills, n=rec.extra_n)
+            pipe.hset(key, mapping=record)
             pipe.pexpire(key, max(1, _ms(rec.expires_at) - now_ms))
             report.idempotency_records += 1
             self._flush(pipe, n)

@@ -37,7 +37,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from engine import scripts
 from engine.keys import Keys
-from persistence.apply import OutboxEntry, apply_batch
+from persistence.apply import OutboxEntry, apply_batch, mark_synced_args
 from persistence.models import DeadLetter
 
 log = logging.getLogger("onhand.outbox")
@@ -246,16 +246,8 @@ class Drainer:
         report.acked += len(ids)
 
     def _synced(self, entries: list[OutboxEntry]) -> None:
-        newest: dict[str, int] = {}
-        for e in entries:
-            for o in e.event.get("orders") or []:
-                newest[o["id"]] = max(newest.get(o["id"], 0), int(o["v"]))
-        if not newest:
-            return
-        args: list = [self.retention_ms]
-        for oid, v in newest.items():
-            args += [oid, v]
-        call_function(self.redis, "mark_synced", [self.keys.prefix], args)
+        if args := mark_synced_args(entries, self.retention_ms):
+            call_function(self.redis, "mark_synced", [self.keys.prefix], args)
 
     def _dead_letter(self, eid: str, payload: str, error: str, failures: int,
                      report: DrainReport) -> None:

@@ -32,6 +32,7 @@ from redis.asyncio import Redis
 
 from engine.commands import (
     AdjustStock,
+    CancelLine,
     CancelOrder,
     Command,
     CountStock,
@@ -177,7 +178,7 @@ class PoolMachine(RuleBasedStateMachine):
         else:
             sku = data.draw(st.sampled_from([line.sku for line in order.lines] + ["C"]), label="sku")
             qty = data.draw(st.integers(1, 4), label="qty")
-            cmd, want = CancelOrder(order_id=oid, lines=(SkuQty(sku=sku, qty=qty),)), [(sku, qty)]
+            cmd, want = CancelOrder(order_id=oid, lines=(CancelLine(sku=sku, qty=qty),)), [(sku, qty)]
         self._run(cmd, lambda: self.model.cancel(oid, want), idem)
 
     @rule(oid=orders, data=st.data(), idem=st.booleans())

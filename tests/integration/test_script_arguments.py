@@ -98,7 +98,7 @@ async def _bad_arguments(redis_url: str) -> None:
         for name, commands in BAD_COMMANDS.items():
             for i, command in enumerate(commands):
                 argv = [f"bad-{name}-{i}", "fp", 60_000, NOW, "test", json.dumps(command), 1000]
-                data, _, _ = await store._eval(name, argv)
+                data, _, _, _ = await store._eval(name, argv)
                 assert data["c"] in ("invalid", "not_found"), (name, command, data)
         # Bad common arguments, for every stock script.
         for name in scripts.NAMES:
@@ -112,7 +112,7 @@ async def _bad_arguments(redis_url: str) -> None:
                 ["op", "fp", 0, NOW, "t", "not json", 1000],
                 ["op", "fp", 0, NOW, "t", "[1, 2]", 1000],
             ):
-                data, _, _ = await store._eval(name, argv)
+                data, _, _, _ = await store._eval(name, argv)
                 assert data["c"] in ("invalid", "not_found"), (name, argv, data)
         assert await _dump(redis, store.keys.pattern()) == before
     finally:

@@ -45,10 +45,22 @@ def test_writes_wait_for_the_replica_and_refuse_without_it():
             await store.run(ReceiveStock(receipt_id="r1", lines=(SkuQty(sku="W", qty=7),)), op)
             # acknowledged means the replica has it already
             assert sync_replica.hget(store.keys.sku("W"), "oh") == b"7"
-            # without the replica, a write is not acknowledged
+            # without the replica, a write is not acknowledged: the answer is
+            # "not ready", though the change was made on the primary (Redis
+            # cannot take it back), with its outcome stored for a retry
             replica.stop()
-            with pytest.raises(NotReady, match="replicas acknowledged"):
-                await store.run(ReceiveStock(receipt_id="r2", lines=(SkuQty(sku="W", qty=1),)), op)
+            keyed = Op(op_id="w2", now_ms=1_800_000_000_000, actor="test", fingerprint="f",
+                       idempotency_ttl_ms=60_000)
+            with pytest.raises(NotReady, match="replicas confirmed") as refused:
+                await store.run(ReceiveStock(receipt_id="r2", lines=(SkuQty(sku="W", qty=1),)), keyed)
+            assert refused.value.reason == "replicas_unconfirmed"
+            assert await redis.hget(store.keys.sku("W"), "oh") == b"8"
+            # the retry (same operation id) answers the stored outcome, once
+            # a replica confirms it
+            store.wait_replicas = 0
+            again = await store.run(ReceiveStock(receipt_id="r2", lines=(SkuQty(sku="W", qty=1),)), keyed)
+            assert again.replayed and again.data["receipt"]["id"] == "r2"
+            assert await redis.hget(store.keys.sku("W"), "oh") == b"8"
             await redis.aclose()
 
         asyncio.run(run())
