@@ -53,6 +53,9 @@ def refine(schema) -> None:
         key.schema_if = Schema(properties={"role": Schema(const="wholesale")})
         key.then = Schema(required=["customer_id"], properties={"customer_id": Schema(type=OpenAPIType.STRING)})
         key.schema_else = Schema(properties={"customer_id": Schema(type=OpenAPIType.NULL)})
+    if (cancel := components.get("CancelLineBody")) is not None:
+        # a cancel line names a sku or a line, exactly one
+        cancel.one_of = [Schema(required=["sku"]), Schema(required=["line"])]
     if (adjust := components.get("AdjustmentBody")) is not None and adjust.properties:
         adjust.properties["delta"].schema_not = Schema(const=0)
     _zero_minimums(components)
@@ -64,8 +67,17 @@ def refine(schema) -> None:
             for parameter in operation.parameters or []:
                 if parameter.name == "offset" and parameter.schema is not None:
                     parameter.schema.minimum = 0
+                if path == "/v1/ledger" and parameter.name in ("since", "until") and parameter.schema:
+                    _date_time(parameter.schema)
             if path.endswith("/cancel") and operation.request_body is not None:
                 operation.request_body.required = False  # no body: cancel the whole remainder
+
+
+def _date_time(schema) -> None:
+    """An optional RFC 3339 time (api/ledger.py parses it)."""
+    for option in [schema, *(schema.one_of or [])]:
+        if getattr(option, "type", None) == "string" or str(getattr(option, "type", "")).endswith("STRING"):
+            option.format = "date-time"
 
 
 #: Text without NUL (PostgreSQL cannot store it; api/schemas.py refuses it).
