@@ -54,8 +54,9 @@ def refine(schema) -> None:
         key.then = Schema(required=["customer_id"], properties={"customer_id": Schema(type=OpenAPIType.STRING)})
         key.schema_else = Schema(properties={"customer_id": Schema(type=OpenAPIType.NULL)})
     if (cancel := components.get("CancelLineBody")) is not None:
-        # a cancel line names a sku or a line, exactly one
-        cancel.one_of = [Schema(required=["sku"]), Schema(required=["line"])]
+        # a cancel line names a sku or a line (not null), exactly one
+        cancel.one_of = [Schema(required=["sku"], properties={"sku": Schema(type=OpenAPIType.STRING)}),
+                         Schema(required=["line"], properties={"line": Schema(type=OpenAPIType.INTEGER)})]
     if (adjust := components.get("AdjustmentBody")) is not None and adjust.properties:
         adjust.properties["delta"].schema_not = Schema(const=0)
     _zero_minimums(components)
