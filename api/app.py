@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from litestar import Litestar
+from litestar import Litestar, Request
 from litestar.di import Provide
 from litestar.datastructures import State
 from litestar.middleware import ASGIMiddleware
@@ -27,15 +27,21 @@ from api.problems import exception_handlers
 from api.returns import ReturnController
 from api.service import ServiceController
 from api.webhooks import ShopifyWebhookController
-from api.services import Services, StoreFactory, onhand_store
+from api.services import Services, Shared, StoreFactory, onhand_store
 from onhand.settings import Settings
 
 #: Largest request body, bytes (API.md: 1 MiB; webhooks have their own 2 MiB).
 MAX_BODY_BYTES = 1024 * 1024
 
 
-def _services(state: State) -> Services:
-    return state.services
+async def _services(state: State, request: Request) -> Services:
+    """The services of the merchant the request is for: its key's (or staff
+    session's); the home merchant's on public routes (a webhook handler picks
+    its shop's merchant itself)."""
+    principal = request.scope.get("user")
+    shared: Shared = state.shared
+    merchant = getattr(principal, "merchant", None) or shared.settings.merchant
+    return await shared.for_merchant(merchant)
 
 
 class MetricsMiddleware(ASGIMiddleware):
@@ -68,11 +74,11 @@ def create_app(settings: Settings | None = None, *, extra_controllers: list | No
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        app.state.services = await Services.open(settings or Settings.from_env(), store_factory)
+        app.state.shared = await Shared.open(settings or Settings.from_env(), store_factory)
         try:
             yield
         finally:
-            await app.state.services.close()
+            await app.state.shared.close()
 
     controllers = [ServiceController, InventoryController, CustomerController, OrderController,
                    ReturnController, ApiKeyController, ShopifyWebhookController, LedgerController,
@@ -80,7 +86,7 @@ def create_app(settings: Settings | None = None, *, extra_controllers: list | No
     app = Litestar(
         route_handlers=controllers,
         lifespan=[lifespan],
-        dependencies={"services": Provide(_services, sync_to_thread=False)},
+        dependencies={"services": Provide(_services)},
         middleware=[MetricsMiddleware(), AllowHeaderMiddleware(), AuthMiddleware(), RepeatedQueryMiddleware()],
         exception_handlers=exception_handlers(),
         request_max_body_size=MAX_BODY_BYTES,

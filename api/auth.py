@@ -2,10 +2,13 @@
 
 A key is ``onh_<id>_<secret>``: the id finds the record, the secret (190
 random bits) is stored only as its SHA-256 and compared with
-``hmac.compare_digest``. Keys live in Redis (written through by
-doc_put.lua), so authenticating needs only Redis, and revoking removes the
-record at once. Every failure - missing header, malformed key, unknown id,
-wrong secret, revoked key - answers the same 401.
+``hmac.compare_digest``. The id ends with its merchant
+(``key_<12 random>_<merchant>``), so the key leads to the one merchant whose
+Redis slot holds its record; ids without a merchant (keys made before
+merchants existed) are the home merchant's. Keys live in Redis (written
+through by doc_put.lua), so authenticating needs only Redis, and revoking
+removes the record at once. Every failure - missing header, malformed key,
+unknown id, wrong secret, revoked key - answers the same 401.
 """
 
 from __future__ import annotations
@@ -38,11 +41,13 @@ class Role(StrEnum):
 
 
 class Principal(msgspec.Struct, frozen=True):
-    """Who is calling: the key's id, its role, and for wholesale its customer."""
+    """Who is calling: the key's id, its role, for wholesale its customer, and
+    the merchant everything it does belongs to."""
 
     key_id: str
     role: Role
     customer_id: str | None = None
+    merchant: str = "default"
 
     @property
     def is_wholesale(self) -> bool:
@@ -58,15 +63,22 @@ class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
     created_at_ms: int
 
 
-def new_key() -> tuple[str, str, str]:
+def new_key(merchant: str) -> tuple[str, str, str]:
     """Returns (key id, full key shown once, hash of the secret)."""
-    key_id = "key_" + "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(12))
+    key_id = ("key_" + "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(12))
+              + "_" + merchant)
     secret = "".join(secrets.choice(_ALPHABET) for _ in range(SECRET_CHARS))
     return key_id, f"{KEY_PREFIX}{key_id}_{secret}", hash_secret(secret)
 
 
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def merchant_of(key_id: str, home: str) -> str:
+    """The merchant a key id names (``key_<random>_<merchant>``), else ``home``."""
+    parts = key_id.split("_", 2)
+    return parts[2] if len(parts) == 3 else home
 
 
 def split_key(token: str) -> tuple[str, str] | None:
@@ -88,9 +100,9 @@ _record_decoder = msgspec.json.Decoder(KeyRecord)
 class Authenticator:
     """Turns an Authorization header into a Principal, reading only Redis."""
 
-    def __init__(self, redis, keys: Keys, admin_key: str | None):
+    def __init__(self, redis, home: str, admin_key: str | None):
         self.redis = redis
-        self.keys = keys
+        self.home = home
         self._admin_hash = hash_secret(admin_key) if admin_key else None
 
     async def authenticate(self, authorization: str | None) -> Principal:
@@ -98,12 +110,16 @@ class Authenticator:
         if token is None:
             raise unauthorized()
         if self._admin_hash and hmac.compare_digest(hash_secret(token), self._admin_hash):
-            return Principal(ENV_ADMIN_ID, Role.ADMIN)
+            return Principal(ENV_ADMIN_ID, Role.ADMIN, merchant=self.home)
         parts = split_key(token)
         if parts is None:
             raise unauthorized()
         key_id, secret = parts
-        raw = await self.redis.hget(f"{self.keys.prefix}:d:api_key:{key_id}", "doc")
+        try:
+            keys = Keys(merchant_of(key_id, self.home))
+        except ValueError:
+            raise unauthorized() from None
+        raw = await self.redis.hget(f"{keys.prefix}:d:api_key:{key_id}", "doc")
         if raw is None:
             # same work as a found key, so timing does not tell ids apart
             hmac.compare_digest(hash_secret(secret), "0" * 64)
@@ -111,7 +127,7 @@ class Authenticator:
         record = _record_decoder.decode(raw)
         if not hmac.compare_digest(hash_secret(secret), record.hash):
             raise unauthorized()
-        return Principal(record.id, Role(record.role), record.customer_id)
+        return Principal(record.id, Role(record.role), record.customer_id, keys.merchant)
 
 
 def _bearer(authorization: str | None) -> str | None:
@@ -169,7 +185,7 @@ async def issue_key(store, role: str, customer_id: str | None, name: str | None,
             raise KeyRequestError("customer_id", "no such customer", not_found=True)
     elif customer_id:
         raise KeyRequestError("customer_id", "only wholesale keys are bound to a customer")
-    key_id, key, digest = new_key()
+    key_id, key, digest = new_key(store.keys.merchant)
     record = KeyRecord(id=key_id, role=role.value, customer_id=customer_id, name=name,
                        hash=digest, created_at_ms=now_ms)
     await store.run(PutRecord(kind="api_key", id=key_id, doc=msgspec.json.encode(record).decode()),

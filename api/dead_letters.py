@@ -48,8 +48,9 @@ class DeadLetterController(Controller):
         limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
         offset: Annotated[int, Parameter(ge=0, le=10**9)] = 0,
     ) -> s.DeadLetterList:
+        merchant = services.store.keys.merchant
         rows, total = await services.reader.pg_call(lambda conn: conn.run_sync(
-            lambda sync: dead_letters.listing(sync, status=status, limit=limit, offset=offset)))
+            lambda sync: dead_letters.listing(sync, merchant, status=status, limit=limit, offset=offset)))
         return s.DeadLetterList(items=[dead_letter_view(r) for r in rows], total=total)
 
     @post("/v1/dead-letters/{event_id:str}/replay", status_code=200,
@@ -59,9 +60,11 @@ class DeadLetterController(Controller):
                      data: JSONBody[s.ReplayBody | None] = None) -> s.DeadLetterView:
         body = await s.strict_body(request, s.ReplayBody, optional=True) or s.ReplayBody()
         actor = f"key:{request.user.key_id}"
+        merchant = services.store.keys.merchant
         try:
             row = await self._in_transaction(services, lambda conn: (
-                dead_letters.replay(conn, event_id, actor=actor, note=body.note), _row(conn, event_id)))
+                dead_letters.replay(conn, merchant, event_id, actor=actor, note=body.note),
+                dead_letter_view(dead_letters.row(conn, merchant, event_id))))
         except dead_letters.DeadLetterError as exc:
             raise _problem(exc) from exc
         replayed, view = row
@@ -77,9 +80,11 @@ class DeadLetterController(Controller):
                       services: NamedDependency[Services]) -> s.DeadLetterView:
         body = await s.strict_body(request, s.DiscardBody)
         actor = f"key:{request.user.key_id}"
+        merchant = services.store.keys.merchant
         try:
             _, view = await self._in_transaction(services, lambda conn: (
-                dead_letters.discard(conn, event_id, actor=actor, note=body.note), _row(conn, event_id)))
+                dead_letters.discard(conn, merchant, event_id, actor=actor, note=body.note),
+                dead_letter_view(dead_letters.row(conn, merchant, event_id))))
         except dead_letters.DeadLetterError as exc:
             raise _problem(exc) from exc
         return view
@@ -92,10 +97,3 @@ class DeadLetterController(Controller):
 
         return await services.reader.pg_call(run)
 
-
-def _row(conn, event_id: str) -> s.DeadLetterView:
-    from sqlalchemy import select
-
-    from persistence.models import DeadLetter
-
-    return dead_letter_view(conn.execute(select(DeadLetter).where(DeadLetter.event_id == event_id)).one())

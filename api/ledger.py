@@ -67,6 +67,7 @@ class LedgerController(Controller):
     ) -> s.LedgerList:
         f = queries.LedgerFilter(sku=sku, order_id=order_id, reason=reason, actor=actor,
                                  since=_time("since", since), until=_time("until", until))
-        rows, total = await services.reader.pg_call(lambda conn: queries.ledger(conn, f, limit, offset))
+        merchant = services.store.keys.merchant
+        rows, total = await services.reader.pg_call(lambda conn: queries.ledger(conn, merchant, f, limit, offset))
         pending = await services.redis.xlen(services.store.keys.outbox)
         return s.LedgerList(items=[ledger_view(r) for r in rows], total=total, pending_events=pending)

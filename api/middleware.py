@@ -20,7 +20,7 @@ class AuthMiddleware(ASGIMiddleware):
                 or scope["path"].startswith("/schema")):  # the OpenAPI document is public
             await next_app(scope, receive, send)
             return
-        services = scope["litestar_app"].state.services
+        services = scope["litestar_app"].state.shared
         headers = dict(scope.get("headers") or [])
         auth = headers.get(b"authorization")
         principal = await services.authenticator.authenticate(auth.decode("latin-1") if auth else None)

@@ -31,9 +31,8 @@ class Verdict:
 
 
 class RateLimiter:
-    def __init__(self, redis, keys: Keys, *, wholesale_per_s: float, staff_per_s: float):
+    def __init__(self, redis, *, wholesale_per_s: float, staff_per_s: float):
         self.redis = redis
-        self.keys = keys
         self.rates = {Role.WHOLESALE: wholesale_per_s, Role.ADMIN: staff_per_s, Role.OPERATOR: staff_per_s}
         source = resources.files("lua").joinpath("rate_limit.lua").read_text(encoding="utf-8")
         self._script = redis.register_script(source)
@@ -46,6 +45,6 @@ class RateLimiter:
         burst = max(1, int(math.ceil(rate)))
         interval_ms = 1000.0 / rate
         allowed, remaining, retry_ms, reset_ms = await self._script(
-            keys=[f"{self.keys.prefix}:rl:{principal.key_id}"], args=[now_ms, interval_ms, burst])
+            keys=[f"{Keys(principal.merchant).prefix}:rl:{principal.key_id}"], args=[now_ms, interval_ms, burst])
         return Verdict(bool(allowed), burst, int(remaining), max(1, math.ceil(int(retry_ms) / 1000)),
                        math.ceil(int(reset_ms) / 1000))

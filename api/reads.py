@@ -37,7 +37,7 @@ class OrderReader:
         order = await self.store.order(order_id)
         if order is not None:
             return order
-        snap = await self._pg(queries.order_by_id, order_id)
+        snap = await self._pg(queries.order_by_id, self.store.keys.merchant, order_id)
         return order_from_snapshot(snap) if snap else None
 
     async def list(self, f: OrderFilter, *, limit: int, offset: int) -> tuple[list[Order], int]:
@@ -46,8 +46,8 @@ class OrderReader:
         want = offset + limit
 
         async def from_pg(conn):
-            total = await queries.count_orders(conn, f, unsynced)
-            rows = await queries.list_orders(conn, f, unsynced, want)
+            total = await queries.count_orders(conn, keys.merchant, f, unsynced)
+            rows = await queries.list_orders(conn, keys.merchant, f, unsynced, want)
             return total, [order_from_snapshot(r) for r in rows]
 
         # PostgreSQL first: while it is down this answers 503 before reading
@@ -110,11 +110,15 @@ class RecordReader:
         self.orders = orders
 
     async def customers(self, q: str | None, *, limit: int, offset: int) -> tuple[list[dict], int]:
-        return await self._list("customer", lambda conn, ex, n: queries.search_customers(conn, q, ex, n),
+        merchant = self.store.keys.merchant
+        return await self._list("customer",
+                                lambda conn, ex, n: queries.search_customers(conn, merchant, q, ex, n),
                                 lambda doc: customer_matches(doc, q), limit=limit, offset=offset)
 
     async def api_keys(self, *, limit: int, offset: int) -> tuple[list[dict], int]:
-        return await self._list("api_key", queries.api_keys, lambda doc: True, limit=limit, offset=offset)
+        merchant = self.store.keys.merchant
+        return await self._list("api_key", lambda conn, ex, n: queries.api_keys(conn, merchant, ex, n),
+                                lambda doc: True, limit=limit, offset=offset)
 
     async def _list(self, kind: str, from_pg: Callable[..., Awaitable[tuple[list[dict], int]]],
                     matches: Callable[[dict], bool], *, limit: int, offset: int) -> tuple[list[dict], int]:

@@ -43,20 +43,25 @@ class ServiceController(Controller):
     @get("/metrics", opt={"public": True}, media_type="text/plain", responses=responses(401, 403),
          summary="Prometheus metrics (admin key or ONHAND_METRICS_TOKEN)")
     async def metrics_text(self, request: Request, services: NamedDependency[Services]) -> Response[bytes]:
-        await _metrics_access(request, services)
+        merchant = await _metrics_access(request, services)
+        if merchant != services.merchant:
+            services = await services.shared.for_merchant(merchant)
         body, content_type = await metrics.render(services.redis, services.store.keys)
         return Response(body, media_type=content_type)
 
 
-async def _metrics_access(request: Request, services: NamedDependency[Services]) -> None:
+async def _metrics_access(request: Request, services: NamedDependency[Services]) -> str:
+    """Whose metrics the caller may read: the home merchant's with the
+    metrics token, an admin key's own merchant's."""
     header = request.headers.get("authorization") or ""
     token = services.settings.metrics_token
     if token:
         scheme, _, given = header.partition(" ")
         if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
-            return
+            return services.settings.merchant
     principal = await services.authenticator.authenticate(header or None)
     if principal is None:
         raise unauthorized()
     if principal.role is not Role.ADMIN:
         raise ApiProblem(FORBIDDEN, "metrics need the admin key or the metrics token")
+    return principal.merchant

@@ -1,8 +1,17 @@
 """What the request handlers need, created in the app's lifespan (never at
-import) and handed to handlers through dependency injection."""
+import) and handed to handlers through dependency injection.
+
+:class:`Shared` is the deployment's: connections, settings, the key
+authenticator, the rate limiter, the merchant directory. A request works for
+one merchant (the one its API key, its Shopify shop or its staff session
+belongs to); :class:`Services` is what its handler gets: the shared parts
+plus the store and readers bound to that merchant, so nothing a handler
+does can reach another merchant's keys or rows.
+"""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +20,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.auth import Authenticator
+from api.merchants import MerchantDirectory
 from api.operations import Operations
 from api.ratelimit import RateLimiter
 from api.reads import OrderReader, RecordReader
@@ -19,32 +29,71 @@ from onhand.settings import Settings
 
 #: Longest a request waits for a free Redis connection before it is a 503.
 REDIS_POOL_WAIT_S = 5.0
+#: Merchants whose bound services are kept ready per process (least recently used go).
+TENANT_CACHE = 10_000
 
-#: Builds the reservation engine behind the API from the Redis client and the
-#: settings. The product's is :func:`onhand_store`; benchmarks plug in their
-#: own (loadtests/baseline.py) through ``create_app(store_factory=...)``.
-StoreFactory = Callable[[Redis, Settings], Any]
+#: Builds the reservation engine behind the API for one merchant from the
+#: Redis client and the settings. The product's is :func:`onhand_store`;
+#: benchmarks plug in their own (loadtests/baseline.py) through
+#: ``create_app(store_factory=...)``.
+StoreFactory = Callable[[Redis, Settings, str], Any]
 
 
-def onhand_store(redis: Redis, settings: Settings) -> Store:
-    return Store(redis, settings.merchant, fill_limit=settings.fill_limit,
+def onhand_store(redis: Redis, settings: Settings, merchant: str) -> Store:
+    return Store(redis, merchant, fill_limit=settings.fill_limit,
                  wait_replicas=settings.redis_wait_replicas)
 
 
 @dataclass
 class Services:
+    """One merchant's view of the deployment (what a handler is given)."""
+
+    shared: "Shared"
+    #: The deployment's settings with this merchant's id, name and Shopify channel.
     settings: Settings
-    redis: Redis
     store: Store
-    pg: AsyncEngine | None
     reader: OrderReader
     records: RecordReader
-    authenticator: Authenticator
-    limiter: RateLimiter
     operations: Operations
 
+    @property
+    def merchant(self) -> str:
+        return self.store.keys.merchant
+
+    @property
+    def redis(self) -> Redis:
+        return self.shared.redis
+
+    @property
+    def pg(self) -> AsyncEngine | None:
+        return self.shared.pg
+
+    @property
+    def authenticator(self) -> Authenticator:
+        return self.shared.authenticator
+
+    @property
+    def limiter(self) -> RateLimiter:
+        return self.shared.limiter
+
+    @property
+    def merchants(self) -> MerchantDirectory:
+        return self.shared.merchants
+
+
+@dataclass
+class Shared:
+    settings: Settings
+    redis: Redis
+    pg: AsyncEngine | None
+    authenticator: Authenticator
+    limiter: RateLimiter
+    merchants: MerchantDirectory
+    store_factory: StoreFactory
+    _tenants: "OrderedDict[str, Services]"
+
     @classmethod
-    async def open(cls, settings: Settings, store_factory: StoreFactory = onhand_store) -> "Services":
+    async def open(cls, settings: Settings, store_factory: StoreFactory = onhand_store) -> "Shared":
         from persistence.db import make_async_engine
 
         # A blocking pool: a burst larger than the pool queues for a connection
@@ -53,22 +102,40 @@ class Services:
         redis = Redis.from_pool(BlockingConnectionPool.from_url(
             settings.redis_url, max_connections=settings.redis_pool_size, timeout=REDIS_POOL_WAIT_S,
             health_check_interval=30))
-        store = store_factory(redis, settings)
-        await store.start()
         pg = make_async_engine(settings.database_url) if settings.database_url else None
-        reader = OrderReader(store, pg)
-        return cls(
-            settings=settings,
-            redis=redis,
-            store=store,
-            pg=pg,
-            reader=reader,
-            records=RecordReader(store, reader),
-            authenticator=Authenticator(redis, store.keys, settings.admin_key),
-            limiter=RateLimiter(redis, store.keys, wholesale_per_s=settings.rate_limit_wholesale,
+        shared = cls(
+            settings=settings, redis=redis, pg=pg,
+            authenticator=Authenticator(redis, settings.merchant, settings.admin_key),
+            limiter=RateLimiter(redis, wholesale_per_s=settings.rate_limit_wholesale,
                                 staff_per_s=settings.rate_limit_staff),
-            operations=Operations(store, settings.idempotency_ttl_s * 1000),
+            merchants=MerchantDirectory(redis, settings),
+            store_factory=store_factory, _tenants=OrderedDict(),
         )
+        await (await shared.for_merchant(settings.merchant)).store.start()
+        return shared
+
+    async def for_merchant(self, merchant: str) -> Services:
+        """The services bound to ``merchant`` (made once, kept while used;
+        made again when the merchant's settings changed)."""
+        settings = await self.merchants.settings_for(merchant)
+        tenant = self._tenants.get(merchant)
+        if tenant is None or tenant.settings is not settings:
+            store = self.store_factory(self.redis, settings, merchant)
+            reader = OrderReader(store, self.pg)
+            tenant = Services(shared=self, settings=settings, store=store, reader=reader,
+                              records=RecordReader(store, reader),
+                              operations=Operations(store, settings.idempotency_ttl_s * 1000))
+            self._tenants[merchant] = tenant
+            if len(self._tenants) > TENANT_CACHE:
+                self._tenants.popitem(last=False)
+        else:
+            self._tenants.move_to_end(merchant)
+        return tenant
+
+    async def home(self) -> Services:
+        """The deployment's own merchant (ONHAND_MERCHANT): public routes
+        that belong to no merchant (health, metrics by token) use it."""
+        return await self.for_merchant(self.settings.merchant)
 
     async def close(self) -> None:
         await self.redis.aclose()

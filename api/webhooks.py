@@ -36,6 +36,7 @@ from engine.commands import ApplyShopifyDelivery, Op
 from engine.errors import NotFound
 from engine.store import Result
 from onhand.settings import Settings
+from persistence.merchants import normalize_shop
 
 log = logging.getLogger("onhand.webhooks")
 
@@ -66,13 +67,6 @@ def signature_valid(secrets: list[str], body: bytes, signature: str | None) -> b
     return ok
 
 
-def _shop(domain: str) -> str:
-    d = domain.strip().lower()
-    for prefix in ("https://", "http://"):
-        d = d.removeprefix(prefix)
-    return d.rstrip("/")
-
-
 def authentic(settings: Settings, headers, body: bytes) -> bool:
     secrets = [s for s in (settings.shopify_api_secret, settings.shopify_api_secret_previous) if s]
     if not secrets:
@@ -81,7 +75,7 @@ def authentic(settings: Settings, headers, body: bytes) -> bool:
         return False
     if settings.shopify_shop:
         domain = headers.get("x-shopify-shop-domain") or ""
-        if _shop(domain) != _shop(settings.shopify_shop):
+        if normalize_shop(domain) != normalize_shop(settings.shopify_shop):
             return False
     return True
 
@@ -151,6 +145,10 @@ class ShopifyWebhookController(Controller):
                   "refunds/create, app/uninstalled")
     async def receive(self, request: Request, services: NamedDependency[Services]) -> Response[WebhookAck]:
         body = await request.body()
+        # the shop's merchant (its own API secret); an unregistered shop is the home merchant's
+        shop = await services.merchants.by_shop(request.headers.get("x-shopify-shop-domain") or "")
+        if shop is not None:
+            services = await services.shared.for_merchant(shop)
         settings = services.settings
         if not authentic(settings, request.headers, body):
             raise ApiProblem(UNAUTHORIZED, "missing or invalid Shopify signature, or another shop")

@@ -480,5 +480,5 @@ def create_baseline_app():
     itself imports nothing from loadtests/."""
     from api.app import create_app
 
-    return create_app(store_factory=lambda redis, settings: BaselineStore(
-        redis, settings.database_url, settings.merchant))
+    return create_app(store_factory=lambda redis, settings, merchant: BaselineStore(
+        redis, settings.database_url, merchant))

@@ -18,6 +18,11 @@ def _logging(verbose: bool) -> None:
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def merchant_of(args, settings: Settings) -> str:
+    """The merchant a command works on: --merchant, else the home merchant."""
+    return getattr(args, "merchant", None) or settings.merchant
+
+
 def cmd_serve(args, settings: Settings) -> int:
     from onhand.serve import serve
 
@@ -39,7 +44,7 @@ def cmd_migrate(args, settings: Settings) -> int:
     from persistence.db import migrate
 
     with servers(settings) as resolved:
-        migrate(resolved.database_url)
+        migrate(resolved.database_url, merchant=resolved.merchant)
     print("migrated")
     return 0
 
@@ -60,10 +65,10 @@ def cmd_rebuild(args, settings: Settings) -> int:
     from persistence.rebuild import Rebuilder
 
     with servers(settings) as resolved:
-        migrate(resolved.database_url)
+        migrate(resolved.database_url, merchant=resolved.merchant)
         redis = Redis.from_url(resolved.redis_url)
         engine = make_engine(resolved.database_url)
-        rebuilder = Rebuilder(redis, engine, Keys(resolved.merchant),
+        rebuilder = Rebuilder(redis, engine, Keys(merchant_of(args, resolved)),
                               closed_order_retention_ms=resolved.closed_order_retention_s * 1000,
                               progress=_progress)
         report = rebuilder.run(force=True)
@@ -88,7 +93,7 @@ def cmd_reconcile(args, settings: Settings) -> int:
     with servers(settings) as resolved:
         redis = Redis.from_url(resolved.redis_url)
         engine = make_engine(resolved.database_url)
-        result = reconcile(redis, engine, Keys(resolved.merchant), settle_s=args.settle,
+        result = reconcile(redis, engine, Keys(merchant_of(args, resolved)), settle_s=args.settle,
                            progress=_progress)
         engine.dispose()
     for drift in result.drifts:
@@ -112,7 +117,7 @@ def cmd_keys_create(args, settings: Settings) -> int:
     async def create(url: str):
         redis = Redis.from_url(url)
         try:
-            store = Store(redis, settings.merchant)
+            store = Store(redis, merchant_of(args, settings))
             await store.start()
             return await issue_key(store, args.role, args.customer, args.name, int(time.time() * 1000))
         finally:
@@ -165,6 +170,8 @@ def cmd_bench(args, settings: Settings) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="onhand", description="One inventory pool for DTC and wholesale.")
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--merchant", help="the merchant a command works on (default: ONHAND_MERCHANT, "
+                                      "the deployment's own)")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="run the whole service")
@@ -212,9 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--quick", action="store_true", help="the short smoke version")
     b.set_defaults(fn=cmd_bench)
 
-    from onhand import cli_ops
+    from onhand import cli_merchants, cli_ops
 
     cli_ops.add_parsers(sub)
+    cli_merchants.add_parsers(sub)
     return p
 
 

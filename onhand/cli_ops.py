@@ -21,16 +21,16 @@ def cmd_ledger(args, settings: Settings) -> int:
     f = queries.LedgerFilter(sku=args.sku, order_id=args.order, reason=args.reason,
                              since=_time(args.since), until=_time(args.until))
 
-    async def read(url: str):
+    async def read(url: str, merchant: str):
         engine = make_async_engine(url)
         try:
             async with engine.connect() as conn:
-                return await queries.ledger(conn, f, args.limit, 0)
+                return await queries.ledger(conn, merchant, f, args.limit, 0)
         finally:
             await engine.dispose()
 
     with servers(settings) as resolved:
-        rows, total = asyncio.run(read(resolved.database_url))
+        rows, total = asyncio.run(read(resolved.database_url, args.merchant or resolved.merchant))
     print(f"{'at':<24} {'sku':<20} {'order':<22} {'reason':<10} {'on hand':>8} {'reserved':>8} "
           f"{'backord.':>8} {'except.':>8}  actor")
     for r in rows:
@@ -52,10 +52,12 @@ def cmd_dead_letters(args, settings: Settings) -> int:
 
     with servers(settings) as resolved:
         engine = make_engine(resolved.database_url)
+        merchant = args.merchant or resolved.merchant
         try:
             if args.action == "list":
                 with engine.connect() as conn:
-                    rows, total = dead_letters.listing(conn, status=args.status, limit=args.limit, offset=0)
+                    rows, total = dead_letters.listing(conn, merchant, status=args.status,
+                                                       limit=args.limit, offset=0)
                 for r in rows:
                     print(f"{r.event_id:<24} {r.resolution or dead_letters.OPEN:<10} failures={r.failures} "
                           f"{r.created_at.isoformat(timespec='seconds')}  {r.error[:120]}")
@@ -64,9 +66,11 @@ def cmd_dead_letters(args, settings: Settings) -> int:
             try:
                 with engine.begin() as conn:
                     if args.action == "replay":
-                        replayed = dead_letters.replay(conn, args.event_id, actor="cli", note=args.note)
+                        replayed = dead_letters.replay(conn, merchant, args.event_id, actor="cli",
+                                                       note=args.note)
                     else:
-                        dead_letters.discard(conn, args.event_id, actor="cli", note=args.note)
+                        dead_letters.discard(conn, merchant, args.event_id, actor="cli",
+                                             note=args.note)
             except dead_letters.DeadLetterError as exc:
                 print(f"error: {exc.detail}", file=sys.stderr)
                 return 1
@@ -77,7 +81,7 @@ def cmd_dead_letters(args, settings: Settings) -> int:
                 if args_:
                     redis = Redis.from_url(resolved.redis_url)
                     try:
-                        call_function(redis, "mark_synced", [Keys(resolved.merchant).prefix], args_)
+                        call_function(redis, "mark_synced", [Keys(merchant).prefix], args_)
                     finally:
                         redis.close()
                 print(f"replayed {args.event_id}" + ("" if replayed.applied else

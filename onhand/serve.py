@@ -33,6 +33,8 @@ log = logging.getLogger("onhand.serve")
 TICK_S = 1.0
 #: How often the live Redis's durability settings are checked again, seconds.
 SAFETY_CHECK_S = 60.0
+#: How often the merchants whose state is watched are read again, seconds.
+MERCHANTS_REFRESH_S = 10.0
 #: The ASGI app factory the API processes serve (module:function).
 DEFAULT_APP = "api.app:create_default_app"
 
@@ -56,7 +58,7 @@ def child_env(settings: Settings, metrics_dir: str) -> dict[str, str]:
 def prepare(settings: Settings) -> None:
     """Checks Redis, migrates PostgreSQL and rebuilds Redis if needed."""
     from persistence.db import make_engine, migrate
-    from persistence.rebuild import Rebuilder
+    from persistence.rebuild import rebuild_where_needed
 
     redis = Redis.from_url(settings.redis_url)
     try:
@@ -67,17 +69,14 @@ def prepare(settings: Settings) -> None:
             log.warning("ONHAND_ALLOW_UNSAFE_REDIS=1: %s", why)
         tune_redis(redis)
         log.info("migrating PostgreSQL")
-        migrate(settings.database_url)
+        migrate(settings.database_url, merchant=settings.merchant)
         engine = make_engine(settings.database_url)
         try:
-            rebuilder = Rebuilder(redis, engine, Keys(settings.merchant),
-                                  closed_order_retention_ms=settings.closed_order_retention_s * 1000,
-                                  progress=_log_progress)
-            if rebuilder.needed():
-                log.info("Redis holds no state: rebuilding it from PostgreSQL")
-                report = rebuilder.run()
-                log.info("rebuild done in %.1f s (%d SKUs, %d orders)", report.seconds, report.skus,
-                         report.orders)
+            for merchant, report in rebuild_where_needed(
+                    redis, engine, settings.merchant,
+                    closed_order_retention_ms=settings.closed_order_retention_s * 1000, progress=_log_progress):
+                log.info("rebuild of %s done in %.1f s (%d SKUs, %d orders)", merchant, report.seconds,
+                         report.skus, report.orders)
         finally:
             engine.dispose()
     finally:
@@ -106,6 +105,8 @@ class Supervisor:
                  app: str = DEFAULT_APP):
         self.settings = settings
         self.stop_event = threading.Event()
+        self._merchant_ids = [settings.merchant]
+        self._merchants_at = float("-inf")
         self.metrics_dir = str(settings.data_dir / "metrics")
         granian = [sys.executable, "-m", "granian", "--interface", "asgi", "--factory",
                    "--host", host, "--port", str(port), "--workers", str(api_processes),
@@ -129,7 +130,6 @@ class Supervisor:
         for child in self.children:
             self._start(child)
         redis = Redis.from_url(self.settings.redis_url)
-        keys = Keys(self.settings.merchant)
         last_safety = time.monotonic()
         try:
             while not self.stop_event.wait(TICK_S):
@@ -138,7 +138,7 @@ class Supervisor:
                         log.error("%s exited with %s; restarting", child.name, child.process.returncode)
                         child.restarts += 1
                         self._start(child)
-                self._watch_epoch(redis, keys)
+                self._watch_epochs(redis)
                 if time.monotonic() - last_safety > SAFETY_CHECK_S:
                     last_safety = time.monotonic()
                     self._check_safety(redis)
@@ -146,18 +146,43 @@ class Supervisor:
             redis.close()
             self.stop()
 
-    def _watch_epoch(self, redis: Redis, keys: Keys) -> None:
+    def _watch_epochs(self, redis: Redis) -> None:
         try:
-            if redis.exists(keys.epoch):
-                return
+            merchants = self._merchants()
+            with redis.pipeline(transaction=False) as pipe:
+                for merchant in merchants:
+                    pipe.exists(Keys(merchant).epoch)
+                lost = [m for m, there in zip(merchants, pipe.execute(), strict=True) if not there]
         except Exception as exc:  # noqa: BLE001 - Redis restarting: look again next tick
             log.warning("Redis unreachable: %r", exc)
             return
-        log.error("Redis lost its state (no epoch): rebuilding from PostgreSQL; orders get 503 meanwhile")
+        if not lost:
+            return
+        log.error("Redis lost the state of %s (no epoch): rebuilding from PostgreSQL; their orders get 503 "
+                  "meanwhile", ", ".join(lost))
         try:
             prepare(self.settings)
         except Exception as exc:  # noqa: BLE001 - try again next tick
             log.error("rebuild failed: %r", exc)
+
+    def _merchants(self) -> list[str]:
+        """The merchants whose epoch is watched, read from PostgreSQL every
+        MERCHANTS_REFRESH_S (the last list while PostgreSQL is down)."""
+        from persistence import merchants
+        from persistence.db import make_engine
+
+        now = time.monotonic()
+        if now - self._merchants_at >= MERCHANTS_REFRESH_S:
+            self._merchants_at = now
+            engine = make_engine(self.settings.database_url, pool_size=1)
+            try:
+                with engine.connect() as conn:
+                    self._merchant_ids = merchants.ids(conn, self.settings.merchant)
+            except Exception as exc:  # noqa: BLE001 - watch the merchants known
+                log.warning("cannot read the merchants from PostgreSQL: %r", exc)
+            finally:
+                engine.dispose()
+        return self._merchant_ids
 
     def _check_safety(self, redis: Redis) -> None:
         why = check_redis_safety(redis, self.settings)

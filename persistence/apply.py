@@ -12,6 +12,8 @@ Idempotent and order-independent:
 - The Shopify sync's count is a sum of per-event changes (applied once each,
   in any order); a commit's event removes its write-ahead record.
 Rows are written in key order so concurrent batches lock in the same order.
+Every row carries the merchant whose outbox the entries came from (outbox
+entry ids, SKUs and references repeat across merchants).
 """
 
 from __future__ import annotations
@@ -46,34 +48,34 @@ SHOPIFY_APP_STATE = "shopify_app"
 _decode = msgspec.json.Decoder()
 
 
-APPLIED_COLUMNS = (("event_id", "text"), ("kind", "text"), ("op_id", "text"), ("at", "timestamptz"))
+APPLIED_COLUMNS = (("merchant_id", "text"), ("event_id", "text"), ("kind", "text"), ("op_id", "text"), ("at", "timestamptz"))
 SKU_COLUMNS = (
-    ("sku", "text"), ("name", "text"), ("upc", "text"), ("case_pack", "integer"),
+    ("merchant_id", "text"), ("sku", "text"), ("name", "text"), ("upc", "text"), ("case_pack", "integer"),
     ("shopify_inventory_item_id", "text"), ("details", "jsonb"), ("dtc_reserve", "bigint"),
     ("on_hand", "bigint"), ("reserved_dtc", "bigint"), ("reserved_wholesale", "bigint"),
     ("backordered_dtc", "bigint"), ("backordered_wholesale", "bigint"), ("exception", "bigint"),
     ("version", "bigint"), ("created_at", "timestamptz"), ("updated_at", "timestamptz"),
 )
 ORDER_COLUMNS = (
-    ("id", "text"), ("seq", "bigint"), ("channel", "text"), ("status", "text"),
+    ("merchant_id", "text"), ("id", "text"), ("seq", "bigint"), ("channel", "text"), ("status", "text"),
     ("backorder_policy", "text"), ("customer_id", "text"), ("profile_id", "text"),
     ("po_number", "text"), ("shopify_order_id", "text"), ("header", "jsonb"), ("shipments", "jsonb"),
     ("returns", "jsonb"), ("version", "bigint"), ("created_at", "timestamptz"),
     ("updated_at", "timestamptz"),
 )
 LINE_COLUMNS = (
-    ("order_id", "text"), ("idx", "integer"), ("sku", "text"), ("quantity", "bigint"),
+    ("merchant_id", "text"), ("order_id", "text"), ("idx", "integer"), ("sku", "text"), ("quantity", "bigint"),
     ("reserved", "bigint"), ("backordered", "bigint"), ("exception", "bigint"), ("shipped", "bigint"),
     ("cancelled", "bigint"), ("returned", "bigint"), ("exception_reason", "text"), ("pooled", "boolean"),
 )
 LEDGER_COLUMNS = (
-    ("event_id", "text"), ("idx", "integer"), ("op_id", "text"), ("kind", "text"), ("sku", "text"),
+    ("merchant_id", "text"), ("event_id", "text"), ("idx", "integer"), ("op_id", "text"), ("kind", "text"), ("sku", "text"),
     ("order_id", "text"), ("reason", "text"), ("actor", "text"), ("d_on_hand", "bigint"),
     ("d_reserved_dtc", "bigint"), ("d_reserved_wholesale", "bigint"), ("d_backordered_dtc", "bigint"),
     ("d_backordered_wholesale", "bigint"), ("d_exception", "bigint"), ("units", "bigint"),
     ("at", "timestamptz"),
 )
-IDEMPOTENCY_COLUMNS = (("op_id", "text"), ("fingerprint", "text"), ("result", "text"),
+IDEMPOTENCY_COLUMNS = (("merchant_id", "text"), ("op_id", "text"), ("fingerprint", "text"), ("result", "text"),
                        ("expires_at", "timestamptz"))
 
 
@@ -92,33 +94,33 @@ class OutboxEntry(msgspec.Struct):
         return cls(eid, _decode.decode(raw))
 
 
-def apply_batch(conn: Connection, entries: list[OutboxEntry]) -> int:
-    """Applies the entries not applied yet, in the caller's transaction.
-    Returns how many were new."""
+def apply_batch(conn: Connection, entries: list[OutboxEntry], merchant: str) -> int:
+    """Applies the entries of ``merchant``'s outbox not applied yet, in the
+    caller's transaction. Returns how many were new."""
     if not entries:
         return 0
     entries = sorted(entries, key=lambda e: _stream_key(e.id))
     rows = [
-        {"event_id": e.id, "kind": e.event.get("t", "?"), "op_id": e.event.get("op", ""),
-         "at": ms_to_dt(e.event.get("at", 0))}
+        {"merchant_id": merchant, "event_id": e.id, "kind": e.event.get("t", "?"),
+         "op_id": e.event.get("op", ""), "at": ms_to_dt(e.event.get("at", 0))}
         for e in entries
     ]
-    # executemany (one statement compiled once, batched by SQLAlchemy's
-    # insertmanyvalues): a multi-VALUES statement per batch would be compiled
-    # anew each time, which cost more CPU than the database's work
+    # one statement over unnest arrays (persistence/bulk.py): a multi-VALUES
+    # statement per batch would be compiled anew each time, which cost more
+    # CPU than the database's work
     fresh = set(insert_rows(conn, "applied_events", APPLIED_COLUMNS, rows,
-                            conflict="event_id", returning="event_id"))
+                            conflict="merchant_id, event_id", returning="event_id"))
     new = [e for e in entries if e.id in fresh]
     if not new:
         return 0
-    _skus(conn, new)
-    _orders(conn, new)
-    _ledger(conn, new)
-    _facts(conn, new)
-    _records(conn, new)
-    _idempotency(conn, new)
-    _shopify(conn, new)
-    _shopify_sync(conn, new)
+    _skus(conn, new, merchant)
+    _orders(conn, new, merchant)
+    _ledger(conn, new, merchant)
+    _facts(conn, new, merchant)
+    _records(conn, new, merchant)
+    _idempotency(conn, new, merchant)
+    _shopify(conn, new, merchant)
+    _shopify_sync(conn, new, merchant)
     return len(new)
 
 
@@ -155,7 +157,7 @@ def _newest(items: Iterable[tuple[Any, int, Any]]) -> list[Any]:
     return [best[k][1] for k in sorted(best)]
 
 
-def _skus(conn: Connection, entries: list[OutboxEntry]) -> None:
+def _skus(conn: Connection, entries: list[OutboxEntry], merchant: str) -> None:
     snaps = _newest(
         (s["sku"], int(s["v"]), (s, e.event["at"]))
         for e in entries for s in as_list(e.event.get("skus"))
@@ -167,6 +169,7 @@ def _skus(conn: Connection, entries: list[OutboxEntry]) -> None:
         details = _decode.decode(s.get("m") or "{}")
         details = details if isinstance(details, dict) else {}
         rows.append({
+            "merchant_id": merchant,
             "sku": s["sku"],
             "name": details.get("name"),
             "upc": details.get("upc"),
@@ -184,11 +187,11 @@ def _skus(conn: Connection, entries: list[OutboxEntry]) -> None:
             "created_at": ms_to_dt(at),
             "updated_at": ms_to_dt(at),
         })
-    insert_rows(conn, "skus", SKU_COLUMNS, rows, conflict="sku", newer_only=True,
-                update=[c for c, _ in SKU_COLUMNS if c not in ("sku", "created_at")])
+    insert_rows(conn, "skus", SKU_COLUMNS, rows, conflict="merchant_id, sku", newer_only=True,
+                update=[c for c, _ in SKU_COLUMNS if c not in ("merchant_id", "sku", "created_at")])
 
 
-def _orders(conn: Connection, entries: list[OutboxEntry]) -> None:
+def _orders(conn: Connection, entries: list[OutboxEntry], merchant: str) -> None:
     snaps = _newest(
         (o["id"], int(o["v"]), o) for e in entries for o in as_list(e.event.get("orders"))
     )
@@ -200,6 +203,7 @@ def _orders(conn: Connection, entries: list[OutboxEntry]) -> None:
         h = order.header
         created = h.get("created_at_ms") or order.updated_at_ms
         rows.append({
+            "merchant_id": merchant,
             "id": order.id,
             "seq": order.number,
             "channel": order.channel.value,
@@ -217,18 +221,20 @@ def _orders(conn: Connection, entries: list[OutboxEntry]) -> None:
             "updated_at": ms_to_dt(order.updated_at_ms),
         })
         lines[order.id] = [
-            {"order_id": order.id, "idx": i, "sku": line.sku, "quantity": line.quantity,
+            {"merchant_id": merchant, "order_id": order.id, "idx": i, "sku": line.sku, "quantity": line.quantity,
              "reserved": line.reserved, "backordered": line.backordered,
              "exception": line.exception, "shipped": line.shipped, "cancelled": line.cancelled,
              "returned": line.returned, "exception_reason": line.exception_reason,
              "pooled": line.pooled}
             for i, line in enumerate(order.lines)
         ]
-    changed = sorted(insert_rows(conn, "orders", ORDER_COLUMNS, rows, conflict="id", newer_only=True,
-                                 update=[c for c, _ in ORDER_COLUMNS if c != "id"], returning="id"))
+    changed = sorted(insert_rows(conn, "orders", ORDER_COLUMNS, rows, conflict="merchant_id, id",
+                                 newer_only=True, update=[c for c, _ in ORDER_COLUMNS
+                                                          if c not in ("merchant_id", "id")],
+                                 returning="id"))
     if not changed:
         return
-    conn.execute(delete(OrderLine).where(OrderLine.order_id.in_(changed)))
+    conn.execute(delete(OrderLine).where(OrderLine.merchant_id == merchant, OrderLine.order_id.in_(changed)))
     insert_rows(conn, "order_lines", LINE_COLUMNS, [row for oid in changed for row in lines[oid]])
 
 
@@ -236,29 +242,29 @@ def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _ledger(conn: Connection, entries: list[OutboxEntry]) -> None:
+def _ledger(conn: Connection, entries: list[OutboxEntry], merchant: str) -> None:
     rows = []
     for e in entries:
         ev = e.event
         at = ms_to_dt(ev["at"])
         for i, (sku, oid, reason, doh, drd, drw, dbd, dbw, dex, units) in enumerate(as_list(ev.get("ledger"))):
             rows.append({
-                "event_id": e.id, "idx": i, "op_id": ev.get("op", ""), "kind": ev.get("t", "?"),
+                "merchant_id": merchant, "event_id": e.id, "idx": i, "op_id": ev.get("op", ""), "kind": ev.get("t", "?"),
                 "sku": sku, "order_id": oid or None, "reason": reason, "actor": ev.get("actor", ""),
                 "d_on_hand": doh, "d_reserved_dtc": drd, "d_reserved_wholesale": drw,
                 "d_backordered_dtc": dbd, "d_backordered_wholesale": dbw, "d_exception": dex,
                 "units": units, "at": at,
             })
-    insert_rows(conn, "inventory_ledger", LEDGER_COLUMNS, rows, conflict="event_id, idx")
+    insert_rows(conn, "inventory_ledger", LEDGER_COLUMNS, rows, conflict="merchant_id, event_id, idx")
 
 
-def _facts(conn: Connection, entries: list[OutboxEntry]) -> None:
+def _facts(conn: Connection, entries: list[OutboxEntry], merchant: str) -> None:
     shipments, returns, receipts = [], [], []
     for e in entries:
         ev = e.event
         if s := ev.get("shipment"):
             shipments.append({
-                "id": s["id"], "order_id": s["order_id"], "event_id": e.id,
+                "merchant_id": merchant, "id": s["id"], "order_id": s["order_id"], "event_id": e.id,
                 "method": s.get("method"), "carrier": s.get("carrier"), "service": s.get("service"),
                 "tracking_number": s.get("tracking_number"), "tracking_url": s.get("tracking_url"),
                 "lines": as_list(s.get("lines")), "doc": s,
@@ -267,22 +273,22 @@ def _facts(conn: Connection, entries: list[OutboxEntry]) -> None:
         # one return (restock.lua), or several (Shopify refunds)
         for r in ([ev["return"]] if ev.get("return") else []) + as_list(ev.get("returns")):
             returns.append({
-                "id": r["id"], "order_id": r["order_id"], "event_id": e.id,
+                "merchant_id": merchant, "id": r["id"], "order_id": r["order_id"], "event_id": e.id,
                 "reason": r.get("reason"), "lines": as_list(r.get("lines")),
                 "returned_at": ms_to_dt(r.get("returned_at_ms") or ev["at"]),
             })
         if r := ev.get("receipt"):
             receipts.append({
-                "id": r["id"], "reference": r.get("reference"), "event_id": e.id,
+                "merchant_id": merchant, "id": r["id"], "reference": r.get("reference"), "event_id": e.id,
                 "lines": as_list(r.get("lines")),
                 "received_at": ms_to_dt(r.get("received_at_ms") or ev["at"]),
             })
     for model, rows in ((Shipment, shipments), (Return, returns), (Receipt, receipts)):
         if rows:
-            conn.execute(insert(model).on_conflict_do_nothing(index_elements=["id"]), rows)
+            conn.execute(insert(model).on_conflict_do_nothing(index_elements=["merchant_id", "id"]), rows)
 
 
-def _records(conn: Connection, entries: list[OutboxEntry]) -> None:
+def _records(conn: Connection, entries: list[OutboxEntry], merchant: str) -> None:
     docs = _newest(
         ((d["kind"], d["id"]), int(d["v"]), (d, e.event["at"]))
         for e in entries if (d := e.event.get("doc"))
@@ -290,29 +296,31 @@ def _records(conn: Connection, entries: list[OutboxEntry]) -> None:
     for d, at in docs:
         body = _decode.decode(d["doc"]) if isinstance(d.get("doc"), str) else None
         if d["kind"] == "customer":
-            _customer(conn, d["id"], int(d["v"]), body, ms_to_dt(at))
+            _customer(conn, merchant, d["id"], int(d["v"]), body, ms_to_dt(at))
         elif d["kind"] == "api_key":
-            _api_key(conn, d["id"], int(d["v"]), body, ms_to_dt(at))
+            _api_key(conn, merchant, d["id"], int(d["v"]), body, ms_to_dt(at))
 
 
-def _customer(conn: Connection, cid: str, version: int, doc: dict | None, at: datetime) -> None:
+def _customer(conn: Connection, merchant: str, cid: str, version: int, doc: dict | None,
+              at: datetime) -> None:
     if doc is None:
         return  # customers are not removed in v1
-    row = {"id": cid, "name": doc.get("name") or "", "email": doc.get("email"),
+    row = {"merchant_id": merchant, "id": cid, "name": doc.get("name") or "", "email": doc.get("email"),
            "phone": doc.get("phone"), "doc": doc, "version": version,
            "created_at": ms_to_dt(doc["created_at_ms"]) if doc.get("created_at_ms") else at,
            "updated_at": at}
     stmt = insert(Customer).values(row)
     stmt = stmt.on_conflict_do_update(
-        index_elements=[Customer.id],
-        set_={c: stmt.excluded[c] for c in row if c not in ("id", "created_at")},
+        index_elements=[Customer.merchant_id, Customer.id],
+        set_={c: stmt.excluded[c] for c in row if c not in ("merchant_id", "id", "created_at")},
         where=Customer.version < stmt.excluded.version,
     ).returning(Customer.id)
     if conn.scalar(stmt) is None:
         return
-    conn.execute(delete(CustomerProfile).where(CustomerProfile.customer_id == cid))
+    conn.execute(delete(CustomerProfile).where(CustomerProfile.merchant_id == merchant,
+                                               CustomerProfile.customer_id == cid))
     profiles = [
-        {"id": p["id"], "customer_id": cid, "channel": p["channel"],
+        {"merchant_id": merchant, "id": p["id"], "customer_id": cid, "channel": p["channel"],
          "payment_terms": p.get("payment_terms"), "backorder_policy": p.get("backorder_policy"),
          "shopify_customer_id": _str_or_none(p.get("shopify_customer_id"))}
         for p in doc.get("profiles") or []
@@ -321,41 +329,42 @@ def _customer(conn: Connection, cid: str, version: int, doc: dict | None, at: da
         conn.execute(insert(CustomerProfile), profiles)
 
 
-def _api_key(conn: Connection, kid: str, version: int, doc: dict | None, at: datetime) -> None:
-    row = {"id": kid, "version": version, "doc": doc, "created_at": at,
+def _api_key(conn: Connection, merchant: str, kid: str, version: int, doc: dict | None,
+             at: datetime) -> None:
+    row = {"merchant_id": merchant, "id": kid, "version": version, "doc": doc, "created_at": at,
            "revoked_at": at if doc is None else None}
     if doc is not None:
         row.update(role=doc.get("role"), customer_id=doc.get("customer_id"),
                    name=doc.get("name"), key_hash=doc.get("hash"),
                    created_at=ms_to_dt(doc["created_at_ms"]) if doc.get("created_at_ms") else at)
     stmt = insert(ApiKey).values(row)
-    keep = ("id", "created_at") if doc is None else ("id",)
+    keep = ("merchant_id", "id", "created_at") if doc is None else ("merchant_id", "id")
     stmt = stmt.on_conflict_do_update(
-        index_elements=[ApiKey.id],
+        index_elements=[ApiKey.merchant_id, ApiKey.id],
         set_={c: stmt.excluded[c] for c in row if c not in keep},
         where=ApiKey.version < stmt.excluded.version,
     )
     conn.execute(stmt)
 
 
-def _idempotency(conn: Connection, entries: list[OutboxEntry]) -> None:
+def _idempotency(conn: Connection, entries: list[OutboxEntry], merchant: str) -> None:
     rows = list({
-        e.event["op"]: {"op_id": e.event["op"], "fingerprint": i.get("f", ""),
+        e.event["op"]: {"merchant_id": merchant, "op_id": e.event["op"], "fingerprint": i.get("f", ""),
                         "result": i["r"] if isinstance(i["r"], str) else msgspec.json.encode(i["r"]).decode(),
                         "expires_at": ms_to_dt(i["exp"])}
         for e in entries if (i := e.event.get("idem"))
     }.values())
     # an operation's record is the same however often it is applied; it may
     # find a row its continuation fills made first (any batch order)
-    insert_rows(conn, "idempotency_records", IDEMPOTENCY_COLUMNS, rows, conflict="op_id",
+    insert_rows(conn, "idempotency_records", IDEMPOTENCY_COLUMNS, rows, conflict="merchant_id, op_id",
                 update=("fingerprint", "result", "expires_at"))
     extra = _newest((x["op"], int(x["n"]), x) for e in entries if (x := e.event.get("idem_x")))
     if extra:
         conn.execute(_EXTRA_FILLS, [
-            {"op_id": x["op"], "extra_fills": x["x"], "extra_n": int(x["n"]),
+            {"merchant_id": merchant, "op_id": x["op"], "extra_fills": x["x"], "extra_n": int(x["n"]),
              "expires_at": ms_to_dt(x["exp"])} for x in extra])
     hooks = [
-        {"dedupe_key": w["key"], "topic": w.get("topic", ""), "event_id": w.get("event_id"),
+        {"merchant_id": merchant, "dedupe_key": w["key"], "topic": w.get("topic", ""), "event_id": w.get("event_id"),
          "webhook_id": w.get("webhook_id"), "shopify_order_id": _str_or_none(w.get("order")),
          "result": w.get("r"), "received_at": ms_to_dt(e.event["at"]),
          "expires_at": ms_to_dt(w["exp"])}
@@ -363,45 +372,46 @@ def _idempotency(conn: Connection, entries: list[OutboxEntry]) -> None:
     ]
     if hooks:
         conn.execute(insert(WebhookReceipt).on_conflict_do_nothing(
-            index_elements=[WebhookReceipt.dedupe_key]), hooks)
+            index_elements=[WebhookReceipt.merchant_id, WebhookReceipt.dedupe_key]), hooks)
 
 
 #: Continuation fills of a stored outcome (fill.lua's idem_x): the most wins.
 _EXTRA_FILLS = text("""
-INSERT INTO idempotency_records AS r (op_id, fingerprint, result, expires_at, extra_fills, extra_n)
-VALUES (:op_id, '', '', :expires_at, :extra_fills, :extra_n)
-ON CONFLICT (op_id) DO UPDATE SET extra_fills = excluded.extra_fills, extra_n = excluded.extra_n
+INSERT INTO idempotency_records AS r (merchant_id, op_id, fingerprint, result, expires_at, extra_fills, extra_n)
+VALUES (:merchant_id, :op_id, '', '', :expires_at, :extra_fills, :extra_n)
+ON CONFLICT (merchant_id, op_id) DO UPDATE SET extra_fills = excluded.extra_fills, extra_n = excluded.extra_n
 WHERE r.extra_n < excluded.extra_n
 """)
 
 
-def _shopify(conn: Connection, entries: list[OutboxEntry]) -> None:
+def _shopify(conn: Connection, entries: list[OutboxEntry], merchant: str) -> None:
     """Cancels and refunds kept for Shopify orders not seen yet (a rebuild
     restores those whose order PostgreSQL still lacks), and the app's install
     state (the newest change wins)."""
     pending = [
-        {"key": p["key"], "shopify_order_id": str(p["order"]), "topic": p.get("topic", ""),
+        {"merchant_id": merchant, "key": p["key"], "shopify_order_id": str(p["order"]), "topic": p.get("topic", ""),
          "action": p["action"], "received_at": ms_to_dt(e.event["at"]),
          "expires_at": ms_to_dt(p["exp"])}
         for e in entries if isinstance(p := e.event.get("shopify_pending"), dict)
     ]
     if pending:
         conn.execute(insert(ShopifyPending).on_conflict_do_nothing(
-            index_elements=[ShopifyPending.key]), pending)
+            index_elements=[ShopifyPending.merchant_id, ShopifyPending.key]), pending)
     apps = [e.event["shopify_app"] for e in entries if isinstance(e.event.get("shopify_app"), dict)]
     if apps:
         newest = max(apps, key=lambda a: int(a.get("at", 0)))
-        stmt = insert(State).values(key=SHOPIFY_APP_STATE, value=msgspec.json.encode(newest).decode())
+        stmt = insert(State).values(merchant_id=merchant, key=SHOPIFY_APP_STATE,
+                                    value=msgspec.json.encode(newest).decode())
         stmt = stmt.on_conflict_do_update(
-            index_elements=[State.key], set_={"value": stmt.excluded.value},
+            index_elements=[State.merchant_id, State.key], set_={"value": stmt.excluded.value},
             where=text("(state.value::jsonb->>'at')::bigint <= (excluded.value::jsonb->>'at')::bigint"))
         conn.execute(stmt)
 
 
 _SYNC_STATE = text("""
-INSERT INTO shopify_sync_state AS s (sku, lineage, balance, pushed, gen, settle, updated_at)
-VALUES (:sku, :lineage, :balance, :pushed, :gen, CAST(:settle AS jsonb), :updated_at)
-ON CONFLICT (sku) DO UPDATE SET
+INSERT INTO shopify_sync_state AS s (merchant_id, sku, lineage, balance, pushed, gen, settle, updated_at)
+VALUES (:merchant_id, :sku, :lineage, :balance, :pushed, :gen, CAST(:settle AS jsonb), :updated_at)
+ON CONFLICT (merchant_id, sku) DO UPDATE SET
     balance = CASE WHEN excluded.lineage > s.lineage THEN excluded.balance
                    WHEN excluded.lineage = s.lineage THEN s.balance + excluded.balance
                    ELSE s.balance END,
@@ -416,7 +426,7 @@ ON CONFLICT (sku) DO UPDATE SET
 """)
 
 
-def _shopify_sync(conn: Connection, entries: list[OutboxEntry]) -> None:
+def _shopify_sync(conn: Connection, entries: list[OutboxEntry], merchant: str) -> None:
     """The available sync's count per SKU (lua/shopify_sync_commit.lua):
     every event carries its own change of the balance and the state's
     lineage; the newest lineage is kept and its changes summed (addition:
@@ -431,7 +441,7 @@ def _shopify_sync(conn: Connection, entries: list[OutboxEntry]) -> None:
             sku, lineage = c["sku"], int(c.get("l") or 0)
             row = sums.get(sku)
             if row is None or lineage > row["lineage"]:
-                row = sums[sku] = {"sku": sku, "lineage": lineage, "balance": 0, "pushed": None,
+                row = sums[sku] = {"merchant_id": merchant, "sku": sku, "lineage": lineage, "balance": 0, "pushed": None,
                                    "gen": 0, "settle": None, "updated_at": at}
             elif lineage < row["lineage"]:
                 continue
@@ -446,8 +456,9 @@ def _shopify_sync(conn: Connection, entries: list[OutboxEntry]) -> None:
     if sums:
         conn.execute(_SYNC_STATE, [sums[k] for k in sorted(sums)])
     if closed:
-        conn.execute(delete(ShopifySyncWal).where(ShopifySyncWal.key.in_(sorted(closed))))
+        conn.execute(delete(ShopifySyncWal).where(ShopifySyncWal.merchant_id == merchant,
+                                                  ShopifySyncWal.key.in_(sorted(closed))))
 
 
-def highest_sequence(conn: Connection) -> int:
-    return int(conn.scalar(select(func.coalesce(func.max(Order.seq), 0))))
+def highest_sequence(conn: Connection, merchant: str) -> int:
+    return int(conn.scalar(select(func.coalesce(func.max(Order.seq), 0)).where(Order.merchant_id == merchant)))

@@ -36,12 +36,15 @@ def migrations_dir() -> Path:
     return Path(__file__).parent / "migrations"
 
 
-def migrate(url: str) -> None:
-    """Brings the schema to the newest migration (alembic upgrade head)."""
+def migrate(url: str, *, merchant: str = "default") -> None:
+    """Brings the schema to the newest migration (alembic upgrade head).
+    ``merchant`` is the deployment's own (ONHAND_MERCHANT): rows from before
+    merchants existed (migration 0014) belong to it."""
     from alembic import command
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_dir()))
     cfg.attributes["url"] = sqlalchemy_url(url)
+    cfg.attributes["merchant"] = merchant
     command.upgrade(cfg, "head")

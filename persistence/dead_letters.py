@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import msgspec
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, and_, func, select, update
 
 from persistence.apply import OutboxEntry, apply_batch
 from persistence.models import DeadLetter
@@ -38,12 +38,13 @@ class Replayed:
     applied: bool
 
 
-def listing(conn: Connection, *, status: str | None, limit: int, offset: int) -> tuple[list[DeadLetter], int]:
-    where = True
+def listing(conn: Connection, merchant: str, *, status: str | None, limit: int,
+            offset: int) -> tuple[list[DeadLetter], int]:
+    where = DeadLetter.merchant_id == merchant
     if status == OPEN:
-        where = DeadLetter.resolved_at.is_(None)
+        where = and_(where, DeadLetter.resolved_at.is_(None))
     elif status in (REPLAYED, DISCARDED):
-        where = DeadLetter.resolution == status
+        where = and_(where, DeadLetter.resolution == status)
     total = int(conn.scalar(select(func.count()).select_from(DeadLetter).where(where)))
     rows = conn.execute(select(DeadLetter).where(where).order_by(DeadLetter.created_at.desc(),
                                                                   DeadLetter.event_id)
@@ -51,8 +52,9 @@ def listing(conn: Connection, *, status: str | None, limit: int, offset: int) ->
     return list(rows), total
 
 
-def _open(conn: Connection, event_id: str) -> DeadLetter:
-    row = conn.execute(select(DeadLetter).where(DeadLetter.event_id == event_id)
+def _open(conn: Connection, merchant: str, event_id: str) -> DeadLetter:
+    row = conn.execute(select(DeadLetter).where(DeadLetter.merchant_id == merchant,
+                                                DeadLetter.event_id == event_id)
                        .with_for_update()).one_or_none()
     if row is None:
         raise DeadLetterError("not_found", f"no dead letter {event_id}")
@@ -62,11 +64,12 @@ def _open(conn: Connection, event_id: str) -> DeadLetter:
     return row
 
 
-def replay(conn: Connection, event_id: str, *, actor: str, note: str | None = None) -> Replayed:
+def replay(conn: Connection, merchant: str, event_id: str, *, actor: str,
+           note: str | None = None) -> Replayed:
     """Applies the dead letter's event in the caller's transaction and marks
     it replayed; raises DeadLetterError when it is unreadable, resolved, or
     fails again (the transaction is then the caller's to roll back)."""
-    row = _open(conn, event_id)
+    row = _open(conn, merchant, event_id)
     try:
         event = msgspec.json.decode(row.payload)
         if not isinstance(event, dict) or "t" not in event:
@@ -77,19 +80,26 @@ def replay(conn: Connection, event_id: str, *, actor: str, note: str | None = No
     entry = OutboxEntry(row.event_id, event)
     try:
         with conn.begin_nested():
-            applied = apply_batch(conn, [entry]) == 1
+            applied = apply_batch(conn, [entry], merchant) == 1
     except Exception as exc:  # noqa: BLE001 - reported to staff with its cause
         raise DeadLetterError("failed_again", f"applying it failed again: {exc!r}"[:2000]) from exc
-    _resolve(conn, event_id, REPLAYED, actor, note)
+    _resolve(conn, merchant, event_id, REPLAYED, actor, note)
     return Replayed(entry, applied)
 
 
-def discard(conn: Connection, event_id: str, *, actor: str, note: str) -> None:
+def discard(conn: Connection, merchant: str, event_id: str, *, actor: str, note: str) -> None:
     """Marks the dead letter resolved without applying it."""
-    _open(conn, event_id)
-    _resolve(conn, event_id, DISCARDED, actor, note)
+    _open(conn, merchant, event_id)
+    _resolve(conn, merchant, event_id, DISCARDED, actor, note)
 
 
-def _resolve(conn: Connection, event_id: str, resolution: str, actor: str, note: str | None) -> None:
-    conn.execute(update(DeadLetter).where(DeadLetter.event_id == event_id).values(
+def row(conn: Connection, merchant: str, event_id: str) -> DeadLetter:
+    return conn.execute(select(DeadLetter).where(DeadLetter.merchant_id == merchant,
+                                                 DeadLetter.event_id == event_id)).one()
+
+
+def _resolve(conn: Connection, merchant: str, event_id: str, resolution: str, actor: str,
+             note: str | None) -> None:
+    conn.execute(update(DeadLetter).where(DeadLetter.merchant_id == merchant,
+                                          DeadLetter.event_id == event_id).values(
         resolved_at=datetime.now(UTC), resolution=resolution, resolved_by=actor, note=note))

@@ -17,7 +17,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
-    ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     String,
@@ -34,11 +34,36 @@ class Base(DeclarativeBase):
     pass
 
 
+def merchant_column() -> Mapped[str]:
+    """The merchant a row belongs to: the first column of every key, so one
+    merchant's rows never meet another's (ids the merchant chooses - SKUs,
+    receipt references, outbox entry ids - repeat across merchants)."""
+    return mapped_column(String(64), primary_key=True)
+
+
+class Merchant(Base):
+    """A merchant (tenant) of this deployment; its Redis keys live under
+    ``{m:<id>}`` (engine/keys.py). The home merchant (ONHAND_MERCHANT,
+    "default") exists without a row; others are made by ``onhand merchants
+    create``."""
+
+    __tablename__ = "merchants"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    #: Its Shopify shop domain (each shop belongs to one merchant).
+    shopify_shop: Mapped[str | None] = mapped_column(String(255), unique=True)
+    #: Its Shopify channel's settings: access token, API secret(s), location, API URL.
+    shopify: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
 class Sku(Base):
     """A SKU's details and its counters as of ``version`` (the Redis version)."""
 
     __tablename__ = "skus"
 
+    merchant_id: Mapped[str] = merchant_column()
     sku: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str | None] = mapped_column(String(255))
     upc: Mapped[str | None] = mapped_column(String(64))
@@ -61,16 +86,19 @@ class LedgerEntry(Base):
     """One inventory movement: counter deltas, why, who, and which operation."""
 
     __tablename__ = "inventory_ledger"
-    __table_args__ = (UniqueConstraint("event_id", "idx"), Index("ix_ledger_sku_at", "sku", "at"),
-                      Index("ix_inventory_ledger_at", "at"))
+    __table_args__ = (UniqueConstraint("merchant_id", "event_id", "idx", name="inventory_ledger_merchant_event_idx_key"),
+                      Index("ix_ledger_sku_at", "merchant_id", "sku", "at"),
+                      Index("ix_inventory_ledger_at", "merchant_id", "at"),
+                      Index("ix_inventory_ledger_order_id", "merchant_id", "order_id"))
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    merchant_id: Mapped[str] = mapped_column(String(64))
     event_id: Mapped[str] = mapped_column(String(32))
     idx: Mapped[int] = mapped_column(Integer)
     op_id: Mapped[str] = mapped_column(String(128))
     kind: Mapped[str] = mapped_column(String(32))  # the event type
     sku: Mapped[str] = mapped_column(String(64))
-    order_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    order_id: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(String(32))
     actor: Mapped[str] = mapped_column(String(128))
     d_on_hand: Mapped[int] = mapped_column(BigInteger)
@@ -88,19 +116,22 @@ class Order(Base):
 
     __tablename__ = "orders"
     __table_args__ = (
-        Index("ix_orders_po_lower", func.lower(text("po_number"))),
-        Index("ix_orders_seq", "seq"),
+        Index("ix_orders_po_lower", "merchant_id", func.lower(text("po_number"))),
+        UniqueConstraint("merchant_id", "seq", name="orders_merchant_seq_key"),
+        Index("ix_orders_customer_id", "merchant_id", "customer_id"),
+        Index("ix_orders_shopify_order_id", "merchant_id", "shopify_order_id"),
     )
 
+    merchant_id: Mapped[str] = merchant_column()
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    seq: Mapped[int] = mapped_column(BigInteger, unique=True)  # acceptance sequence = number
+    seq: Mapped[int] = mapped_column(BigInteger)  # acceptance sequence = number
     channel: Mapped[str] = mapped_column(String(16), index=True)
     status: Mapped[str] = mapped_column(String(24), index=True)
     backorder_policy: Mapped[str] = mapped_column(String(24))
-    customer_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    customer_id: Mapped[str | None] = mapped_column(String(64))
     profile_id: Mapped[str | None] = mapped_column(String(64))
     po_number: Mapped[str | None] = mapped_column(String(128))
-    shopify_order_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    shopify_order_id: Mapped[str | None] = mapped_column(String(32))
     header: Mapped[dict] = mapped_column(JSONB)
     shipments: Mapped[list] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
     returns: Mapped[list] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
@@ -113,10 +144,14 @@ class OrderLine(Base):
     """A line's counters as of its order's version."""
 
     __tablename__ = "order_lines"
-    __table_args__ = (Index("ix_order_lines_sku", "sku"),
-                      Index("ix_order_lines_backordered", "order_id", postgresql_where=text("backordered > 0")))
+    __table_args__ = (ForeignKeyConstraint(["merchant_id", "order_id"], ["orders.merchant_id", "orders.id"],
+                                           ondelete="CASCADE", name="order_lines_order_fkey"),
+                      Index("ix_order_lines_sku", "merchant_id", "sku"),
+                      Index("ix_order_lines_backordered", "merchant_id", "order_id",
+                            postgresql_where=text("backordered > 0")))
 
-    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True)
+    merchant_id: Mapped[str] = merchant_column()
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     idx: Mapped[int] = mapped_column(Integer, primary_key=True)
     sku: Mapped[str | None] = mapped_column(String(255))
     quantity: Mapped[int] = mapped_column(BigInteger)
@@ -132,26 +167,32 @@ class OrderLine(Base):
 
 class Shipment(Base):
     __tablename__ = "shipments"
+    __table_args__ = (Index("ix_shipments_order_id", "merchant_id", "order_id"),
+                      Index("ix_shipments_tracking_number", "merchant_id", "tracking_number"),
+                      Index("ix_shipments_shipped_at", "merchant_id", "shipped_at"))
 
+    merchant_id: Mapped[str] = merchant_column()
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    order_id: Mapped[str] = mapped_column(String(64))
     event_id: Mapped[str] = mapped_column(String(32))
     method: Mapped[str | None] = mapped_column(String(16))
     carrier: Mapped[str | None] = mapped_column(String(128))
     service: Mapped[str | None] = mapped_column(String(128))
-    tracking_number: Mapped[str | None] = mapped_column(String(128), index=True)
+    tracking_number: Mapped[str | None] = mapped_column(String(128))
     tracking_url: Mapped[str | None] = mapped_column(Text)
     lines: Mapped[list] = mapped_column(JSONB)
     doc: Mapped[dict] = mapped_column(JSONB)
     #: indexed for the Shopify fulfillment push, which looks at recent shipments
-    shipped_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    shipped_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Return(Base):
     __tablename__ = "returns"
+    __table_args__ = (Index("ix_returns_order_id", "merchant_id", "order_id"),)
 
+    merchant_id: Mapped[str] = merchant_column()
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    order_id: Mapped[str] = mapped_column(String(64))
     event_id: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str | None] = mapped_column(Text)
     lines: Mapped[list] = mapped_column(JSONB)
@@ -160,9 +201,11 @@ class Return(Base):
 
 class Receipt(Base):
     __tablename__ = "receipts"
+    __table_args__ = (UniqueConstraint("merchant_id", "reference", name="receipts_merchant_reference_key"),)
 
+    merchant_id: Mapped[str] = merchant_column()
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    reference: Mapped[str | None] = mapped_column(String(128), unique=True)
+    reference: Mapped[str | None] = mapped_column(String(128))
     event_id: Mapped[str] = mapped_column(String(32))
     lines: Mapped[list] = mapped_column(JSONB)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -173,9 +216,11 @@ class Customer(Base):
     the columns searched by name, email and phone."""
 
     __tablename__ = "customers"
+    __table_args__ = (Index("ix_customers_name", "merchant_id", "name"),)
 
+    merchant_id: Mapped[str] = merchant_column()
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    name: Mapped[str] = mapped_column(String(255), index=True)
+    name: Mapped[str] = mapped_column(String(255))
     email: Mapped[str | None] = mapped_column(String(255))
     phone: Mapped[str | None] = mapped_column(String(64))
     doc: Mapped[dict] = mapped_column(JSONB)
@@ -188,13 +233,18 @@ class CustomerProfile(Base):
     """One of a customer's profiles (channel, terms, policy); from the doc."""
 
     __tablename__ = "customer_profiles"
+    __table_args__ = (ForeignKeyConstraint(["merchant_id", "customer_id"], ["customers.merchant_id", "customers.id"],
+                                           ondelete="CASCADE", name="customer_profiles_customer_fkey"),
+                      Index("ix_customer_profiles_customer_id", "merchant_id", "customer_id"),
+                      Index("ix_customer_profiles_shopify_customer_id", "merchant_id", "shopify_customer_id"))
 
+    merchant_id: Mapped[str] = merchant_column()
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    customer_id: Mapped[str] = mapped_column(String(64))
     channel: Mapped[str] = mapped_column(String(16))
     payment_terms: Mapped[str | None] = mapped_column(String(16))
     backorder_policy: Mapped[str | None] = mapped_column(String(24))
-    shopify_customer_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    shopify_customer_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class ApiKey(Base):
@@ -203,6 +253,7 @@ class ApiKey(Base):
 
     __tablename__ = "api_keys"
 
+    merchant_id: Mapped[str] = merchant_column()
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     role: Mapped[str | None] = mapped_column(String(16))
     customer_id: Mapped[str | None] = mapped_column(String(64))
@@ -221,6 +272,7 @@ class Reservation(Base):
     __tablename__ = "reservations"
     __table_args__ = {"info": {"is_view": True}}
 
+    merchant_id: Mapped[str] = merchant_column()
     order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     idx: Mapped[int] = mapped_column(Integer, primary_key=True)
     sku: Mapped[str] = mapped_column(String(255))
@@ -233,8 +285,8 @@ class Reservation(Base):
 
 RESERVATIONS_VIEW = """
 CREATE VIEW reservations AS
-SELECT l.order_id, l.idx, l.sku, o.channel, o.seq, l.reserved, l.backordered, l.exception
-FROM order_lines l JOIN orders o ON o.id = l.order_id
+SELECT l.merchant_id, l.order_id, l.idx, l.sku, o.channel, o.seq, l.reserved, l.backordered, l.exception
+FROM order_lines l JOIN orders o ON o.merchant_id = l.merchant_id AND o.id = l.order_id
 WHERE l.pooled AND (l.reserved + l.backordered + l.exception) > 0
 """
 
@@ -244,6 +296,7 @@ class IdempotencyRecord(Base):
 
     __tablename__ = "idempotency_records"
 
+    merchant_id: Mapped[str] = merchant_column()
     op_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(128))
     #: "" while only continuation fills of it have arrived (batches apply in any order)
@@ -259,6 +312,7 @@ class WebhookReceipt(Base):
 
     __tablename__ = "webhook_receipts"
 
+    merchant_id: Mapped[str] = merchant_column()
     dedupe_key: Mapped[str] = mapped_column(String(128), primary_key=True)
     topic: Mapped[str] = mapped_column(String(64))
     event_id: Mapped[str | None] = mapped_column(String(64))
@@ -274,6 +328,7 @@ class AppliedEvent(Base):
 
     __tablename__ = "applied_events"
 
+    merchant_id: Mapped[str] = merchant_column()
     event_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
     op_id: Mapped[str] = mapped_column(String(128))
@@ -286,6 +341,7 @@ class DeadLetter(Base):
 
     __tablename__ = "dead_letters"
 
+    merchant_id: Mapped[str] = merchant_column()
     event_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     payload: Mapped[str] = mapped_column(Text)
     error: Mapped[str] = mapped_column(Text)
@@ -303,6 +359,7 @@ class State(Base):
 
     __tablename__ = "state"
 
+    merchant_id: Mapped[str] = merchant_column()
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
 
@@ -312,10 +369,12 @@ class ShopifyPending(Base):
     here, for a rebuild) and applied when the order's orders/create arrives."""
 
     __tablename__ = "shopify_pending"
+    __table_args__ = (Index("ix_shopify_pending_shopify_order_id", "merchant_id", "shopify_order_id"),)
 
     #: The delivery's first dedupe key (unique per delivery).
+    merchant_id: Mapped[str] = merchant_column()
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
-    shopify_order_id: Mapped[str] = mapped_column(String(32), index=True)
+    shopify_order_id: Mapped[str] = mapped_column(String(32))
     topic: Mapped[str] = mapped_column(String(64))
     action: Mapped[dict] = mapped_column(JSONB)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -326,13 +385,16 @@ class ShopifyFulfillment(Base):
     """The push of one shipment of a Shopify order as Shopify fulfillments."""
 
     __tablename__ = "shopify_fulfillments"
+    __table_args__ = (Index("ix_shopify_fulfillments_order_id", "merchant_id", "order_id"),
+                      Index("ix_shopify_fulfillments_status", "merchant_id", "status"))
 
+    merchant_id: Mapped[str] = merchant_column()
     shipment_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    order_id: Mapped[str] = mapped_column(String(64))
     shopify_order_id: Mapped[str] = mapped_column(String(32))
     #: "pushed" | "failed" (given up: refused by Shopify or too many attempts)
     #: | "skipped" (nothing Shopify can fulfil) | "retry" (will try again)
-    status: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[str] = mapped_column(String(16))
     #: Shopify's fulfillment ids (gids) created for the shipment.
     fulfillment_ids: Mapped[list] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -356,6 +418,7 @@ class ShopifySyncState(Base):
 
     __tablename__ = "shopify_sync_state"
 
+    merchant_id: Mapped[str] = merchant_column()
     sku: Mapped[str] = mapped_column(String(64), primary_key=True)
     lineage: Mapped[int] = mapped_column(BigInteger)
     balance: Mapped[int] = mapped_column(BigInteger)
@@ -380,6 +443,7 @@ class ShopifySyncWal(Base):
 
     __tablename__ = "shopify_sync_wal"
 
+    merchant_id: Mapped[str] = merchant_column()
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     #: {input, entries, at}: what workers/shopify_sync.py replays.
     record: Mapped[dict] = mapped_column(JSONB)

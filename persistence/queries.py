@@ -40,8 +40,8 @@ class OrderFilter:
         return True
 
 
-def _where(f: OrderFilter, exclude: list[str]):
-    clauses = []
+def _where(f: OrderFilter, merchant: str, exclude: list[str]):
+    clauses = [Order.merchant_id == merchant]
     if f.po_number is not None:
         clauses.append(func.lower(Order.po_number) == f.po_number.lower())
     if f.channel is not None:
@@ -51,39 +51,43 @@ def _where(f: OrderFilter, exclude: list[str]):
     if f.customer_id is not None:
         clauses.append(Order.customer_id == f.customer_id)
     if f.sku is not None:
-        clauses.append(exists().where(and_(OrderLine.order_id == Order.id, OrderLine.sku == f.sku)))
+        clauses.append(exists().where(and_(OrderLine.merchant_id == Order.merchant_id,
+                                           OrderLine.order_id == Order.id, OrderLine.sku == f.sku)))
     if f.backordered is not None:
-        waiting = exists().where(and_(OrderLine.order_id == Order.id, OrderLine.backordered > 0))
+        waiting = exists().where(and_(OrderLine.merchant_id == Order.merchant_id,
+                                      OrderLine.order_id == Order.id, OrderLine.backordered > 0))
         clauses.append(waiting if f.backordered else ~waiting)
     if exclude:
         clauses.append(Order.id.not_in(exclude))
     return and_(True, *clauses)
 
 
-async def count_orders(conn: AsyncConnection, f: OrderFilter, exclude: list[str]) -> int:
-    return int(await conn.scalar(select(func.count()).select_from(Order).where(_where(f, exclude))))
+async def count_orders(conn: AsyncConnection, merchant: str, f: OrderFilter, exclude: list[str]) -> int:
+    return int(await conn.scalar(select(func.count()).select_from(Order).where(_where(f, merchant, exclude))))
 
 
-async def list_orders(conn: AsyncConnection, f: OrderFilter, exclude: list[str], limit: int) -> list[dict]:
+async def list_orders(conn: AsyncConnection, merchant: str, f: OrderFilter, exclude: list[str],
+                      limit: int) -> list[dict]:
     """The newest ``limit`` matching orders, newest first, as snapshots."""
     rows = (await conn.execute(
-        select(Order).where(_where(f, exclude)).order_by(Order.seq.desc()).limit(limit)
+        select(Order).where(_where(f, merchant, exclude)).order_by(Order.seq.desc()).limit(limit)
     )).all()
-    return await _with_lines(conn, rows)
+    return await _with_lines(conn, merchant, rows)
 
 
-async def order_by_id(conn: AsyncConnection, order_id: str) -> dict | None:
-    rows = (await conn.execute(select(Order).where(Order.id == order_id))).all()
-    snaps = await _with_lines(conn, rows)
+async def order_by_id(conn: AsyncConnection, merchant: str, order_id: str) -> dict | None:
+    rows = (await conn.execute(select(Order).where(Order.merchant_id == merchant, Order.id == order_id))).all()
+    snaps = await _with_lines(conn, merchant, rows)
     return snaps[0] if snaps else None
 
 
-async def _with_lines(conn: AsyncConnection, rows) -> list[dict]:
+async def _with_lines(conn: AsyncConnection, merchant: str, rows) -> list[dict]:
     if not rows:
         return []
     ids = [r.id for r in rows]
     lines = (await conn.execute(
-        select(OrderLine).where(OrderLine.order_id.in_(ids)).order_by(OrderLine.order_id, OrderLine.idx)
+        select(OrderLine).where(OrderLine.merchant_id == merchant, OrderLine.order_id.in_(ids))
+        .order_by(OrderLine.order_id, OrderLine.idx)
     )).all()
     by_order: dict[str, list] = {}
     for line in lines:
@@ -109,12 +113,14 @@ def like_pattern(q: str) -> str:
     return f"%{escaped}%"
 
 
-async def search_customers(conn: AsyncConnection, q: str | None, exclude: list[str],
+async def search_customers(conn: AsyncConnection, merchant: str, q: str | None, exclude: list[str],
                            limit: int) -> tuple[list[dict], int]:
     """Customers matching ``q`` (substring of name, email or phone, any case),
     newest first, without those in ``exclude``: the first ``limit`` docs and
     how many match."""
-    where = Customer.id.not_in(exclude) if exclude else True
+    where = Customer.merchant_id == merchant
+    if exclude:
+        where = and_(where, Customer.id.not_in(exclude))
     if q:
         like = like_pattern(q)
         where = and_(where, func.lower(Customer.name).like(like, escape="\\")
@@ -127,14 +133,16 @@ async def search_customers(conn: AsyncConnection, q: str | None, exclude: list[s
     return list(rows), total
 
 
-async def customer_doc(conn: AsyncConnection, customer_id: str) -> dict | None:
-    return await conn.scalar(select(Customer.doc).where(Customer.id == customer_id))
+async def customer_doc(conn: AsyncConnection, merchant: str, customer_id: str) -> dict | None:
+    return await conn.scalar(select(Customer.doc).where(Customer.merchant_id == merchant,
+                                                        Customer.id == customer_id))
 
 
-async def api_keys(conn: AsyncConnection, exclude: list[str], limit: int) -> tuple[list[dict], int]:
+async def api_keys(conn: AsyncConnection, merchant: str, exclude: list[str],
+                   limit: int) -> tuple[list[dict], int]:
     """Keys not revoked, newest first, without those in ``exclude``: the first
     ``limit`` records and how many there are."""
-    where = and_(ApiKey.revoked_at.is_(None), ApiKey.doc.is_not(None))
+    where = and_(ApiKey.merchant_id == merchant, ApiKey.revoked_at.is_(None), ApiKey.doc.is_not(None))
     if exclude:
         where = and_(where, ApiKey.id.not_in(exclude))
     total = int(await conn.scalar(select(func.count()).select_from(ApiKey).where(where)))
@@ -155,8 +163,8 @@ class LedgerFilter:
     until: datetime | None = None
 
 
-def _ledger_where(f: LedgerFilter):
-    clauses = []
+def _ledger_where(f: LedgerFilter, merchant: str):
+    clauses = [LedgerEntry.merchant_id == merchant]
     if f.sku is not None:
         clauses.append(LedgerEntry.sku == f.sku)
     if f.order_id is not None:
@@ -172,9 +180,10 @@ def _ledger_where(f: LedgerFilter):
     return and_(True, *clauses)
 
 
-async def ledger(conn: AsyncConnection, f: LedgerFilter, limit: int, offset: int) -> tuple[list, int]:
+async def ledger(conn: AsyncConnection, merchant: str, f: LedgerFilter, limit: int,
+                 offset: int) -> tuple[list, int]:
     """Inventory movements, newest first (rows of inventory_ledger), and how many match."""
-    where = _ledger_where(f)
+    where = _ledger_where(f, merchant)
     total = int(await conn.scalar(select(func.count()).select_from(LedgerEntry).where(where)))
     rows = (await conn.execute(
         select(LedgerEntry).where(where).order_by(LedgerEntry.at.desc(), LedgerEntry.id.desc())

@@ -146,7 +146,9 @@ class Rebuilder:
 
     def _clear(self) -> None:
         """Removes what is left of the merchant's state (a half-finished rebuild)."""
-        keep = {self.lock_key.encode(), f"{self.keys.prefix}:stats".encode()}
+        # the deployment's merchant registry sits with the home merchant's keys: not pool state
+        keep = {self.lock_key.encode(), f"{self.keys.prefix}:stats".encode(),
+                f"{self.keys.prefix}:merchants".encode()}
         batch = []
         for key in self.redis.scan_iter(match=self.keys.pattern(), count=2000):
             if key not in keep:
@@ -166,12 +168,15 @@ class Rebuilder:
     def _records(self, conn, report: RebuildReport, now_ms: int) -> None:
         pipe = self.redis.pipeline(transaction=False)
         n = [0]
-        for cid, doc, version in conn.execute(select(Customer.id, Customer.doc, Customer.version)):
+        m = self.keys.merchant
+        for cid, doc, version in conn.execute(select(Customer.id, Customer.doc, Customer.version)
+                                              .where(Customer.merchant_id == m)):
             pipe.hset(f"{self.keys.prefix}:d:customer:{cid}",
                       mapping={"doc": _encode.encode(doc), "v": version})
             report.customers += 1
             self._flush(pipe, n)
-        for kid, doc, version in conn.execute(select(ApiKey.id, ApiKey.doc, ApiKey.version)):
+        for kid, doc, version in conn.execute(select(ApiKey.id, ApiKey.doc, ApiKey.version)
+                                              .where(ApiKey.merchant_id == m)):
             if doc is None:
                 pipe.hset(f"{self.keys.prefix}:d:api_key:{kid}:gone", "v", version)
             else:
@@ -185,14 +190,17 @@ class Rebuilder:
         cutoff = datetime.fromtimestamp((now_ms - self.retention_ms) / 1000, tz=UTC)
         # open orders and orders changed within the retention
         open_ids = select(OrderLine.order_id).where(
+            OrderLine.merchant_id == k.merchant,
             (OrderLine.reserved + OrderLine.backordered + OrderLine.exception) > 0)
         orders = conn.execute(
-            select(Order).where(Order.id.in_(open_ids) | (Order.updated_at >= cutoff)).order_by(Order.seq)
+            select(Order).where(Order.merchant_id == k.merchant,
+                                Order.id.in_(open_ids) | (Order.updated_at >= cutoff)).order_by(Order.seq)
         ).all()
         ids = [o.id for o in orders]
         lines: dict[str, list] = defaultdict(list)
         for i in range(0, len(ids), 5000):
-            for line in conn.execute(select(OrderLine).where(OrderLine.order_id.in_(ids[i:i + 5000]))
+            for line in conn.execute(select(OrderLine).where(OrderLine.merchant_id == k.merchant,
+                                                             OrderLine.order_id.in_(ids[i:i + 5000]))
                                      .order_by(OrderLine.order_id, OrderLine.idx)):
                 lines[line.order_id].append(line)
         sums: dict[tuple[str, str], int] = defaultdict(int)
@@ -240,10 +248,10 @@ class Rebuilder:
 
         from persistence.apply import highest_sequence
 
-        max_seq = max(max_seq, highest_sequence(conn))
+        max_seq = max(max_seq, highest_sequence(conn, k.merchant))
         self.redis.set(k.seq, max_seq)
 
-        skus = conn.execute(select(Sku)).all()
+        skus = conn.execute(select(Sku).where(Sku.merchant_id == k.merchant)).all()
         for done, sku in enumerate(skus, 1):
             counters = {
                 "rd": sums[(sku.sku, "rd")], "rw": sums[(sku.sku, "rw")],
@@ -274,7 +282,9 @@ class Rebuilder:
         now = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
         pipe = self.redis.pipeline(transaction=False)
         n = [0]
-        rows = conn.execute(select(IdempotencyRecord).where(IdempotencyRecord.expires_at > now,
+        m = self.keys.merchant
+        rows = conn.execute(select(IdempotencyRecord).where(IdempotencyRecord.merchant_id == m,
+                                                            IdempotencyRecord.expires_at > now,
                                                             IdempotencyRecord.result != ""))
         for rec in rows:
             key = self.keys.idempotency(rec.op_id)
@@ -285,7 +295,8 @@ class Rebuilder:
             pipe.pexpire(key, max(1, _ms(rec.expires_at) - now_ms))
             report.idempotency_records += 1
             self._flush(pipe, n)
-        hooks = conn.execute(select(WebhookReceipt).where(WebhookReceipt.expires_at > now))
+        hooks = conn.execute(select(WebhookReceipt).where(WebhookReceipt.merchant_id == m,
+                                                          WebhookReceipt.expires_at > now))
         for hook in hooks:
             key = f"{self.keys.prefix}:wh:{hook.dedupe_key}"
             pipe.set(key, hook.result or "{}", px=max(1, _ms(hook.expires_at) - now_ms))
@@ -298,9 +309,10 @@ class Rebuilder:
         order PostgreSQL has were applied by the script that accepted it), in
         arrival order; and the app's uninstalled state."""
         now = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
-        seen = select(Order.shopify_order_id).where(Order.shopify_order_id.is_not(None))
+        m = self.keys.merchant
+        seen = select(Order.shopify_order_id).where(Order.merchant_id == m, Order.shopify_order_id.is_not(None))
         rows = conn.execute(
-            select(ShopifyPending).where(ShopifyPending.expires_at > now,
+            select(ShopifyPending).where(ShopifyPending.merchant_id == m, ShopifyPending.expires_at > now,
                                          ShopifyPending.shopify_order_id.not_in(seen))
             .order_by(ShopifyPending.received_at, ShopifyPending.key)).all()
         pipe = self.redis.pipeline(transaction=False)
@@ -309,7 +321,7 @@ class Rebuilder:
             pipe.rpush(key, _encode.encode(row.action))
             pipe.pexpire(key, max(1, _ms(row.expires_at) - now_ms))
             report.shopify_pending += 1
-        app = conn.scalar(select(State.value).where(State.key == SHOPIFY_APP_STATE))
+        app = conn.scalar(select(State.value).where(State.merchant_id == m, State.key == SHOPIFY_APP_STATE))
         if app and msgspec.json.decode(app).get("installed") is False:
             pipe.set(f"{self.keys.prefix}:shopify:app", "uninstalled")
         pipe.execute()
@@ -328,8 +340,9 @@ class Rebuilder:
         pipe = self.redis.pipeline(transaction=False)
         n = [0]
         t = ShopifySyncState
+        m = self.keys.merchant
         rows = conn.execute(select(t.sku, t.pushed, t.balance, t.gen, t.lineage, t.settle).where(
-            t.pushed.is_not(None), t.sku.in_(select(Sku.sku))))
+            t.merchant_id == m, t.pushed.is_not(None), t.sku.in_(select(Sku.sku).where(Sku.merchant_id == m))))
         for row in rows:
             fields = {"p": row.pushed, "o": row.balance - row.pushed, "w": 0, "g": row.gen,
                       "l": row.lineage}
@@ -343,6 +356,7 @@ class Rebuilder:
             report.shopify_sync_states += 1
             self._flush(pipe, n)
         for key, record in conn.execute(select(ShopifySyncWal.key, ShopifySyncWal.record)
+                                        .where(ShopifySyncWal.merchant_id == m)
                                         .order_by(ShopifySyncWal.created_at, ShopifySyncWal.key)):
             pipe.hset(f"{p}:sync:wal", key, _encode.encode({**record, "restored": True}))
             report.shopify_sync_wal += 1
@@ -350,13 +364,14 @@ class Rebuilder:
         since = datetime.fromtimestamp((now_ms - SALE_HOLD_MS) / 1000, tz=UTC)
         received = (select(WebhookReceipt.shopify_order_id.label("sid"),
                            func.min(WebhookReceipt.received_at).label("at"))
-                    .where(WebhookReceipt.topic == "orders/create", WebhookReceipt.received_at > since,
+                    .where(WebhookReceipt.merchant_id == m, WebhookReceipt.topic == "orders/create",
+                           WebhookReceipt.received_at > since,
                            WebhookReceipt.shopify_order_id.is_not(None))
                     .group_by(WebhookReceipt.shopify_order_id).subquery())
         sold = conn.execute(
             select(received.c.sid, received.c.at, OrderLine.sku, func.sum(OrderLine.quantity))
-            .join(Order, Order.shopify_order_id == received.c.sid)
-            .join(OrderLine, OrderLine.order_id == Order.id)
+            .join(Order, (Order.merchant_id == m) & (Order.shopify_order_id == received.c.sid))
+            .join(OrderLine, (OrderLine.merchant_id == m) & (OrderLine.order_id == Order.id))
             .where(OrderLine.sku.is_not(None), OrderLine.sku != "")
             .group_by(received.c.sid, received.c.at, OrderLine.sku))
         for sid, at, sku, units in sold:
@@ -368,7 +383,32 @@ class Rebuilder:
         pipe.execute()
 
     def _receipts(self, conn) -> None:
-        refs = conn.execute(select(Receipt.reference, Receipt.id).where(Receipt.reference.is_not(None))).all()
+        refs = conn.execute(select(Receipt.reference, Receipt.id).where(
+            Receipt.merchant_id == self.keys.merchant, Receipt.reference.is_not(None))).all()
         for i in range(0, len(refs), PIPELINE):
             chunk = refs[i:i + PIPELINE]
             self.redis.hset(self.keys.receipt_refs, mapping={ref: rid for ref, rid in chunk})
+
+
+def rebuild_where_needed(redis: Redis, engine: Engine, home: str, *,
+                         closed_order_retention_ms: int = 24 * 3600 * 1000,
+                         progress: Callable[[str, int, int], None] | None = None,
+                         ) -> list[tuple[str, RebuildReport]]:
+    """Every merchant of the deployment whose Redis state is gone (no epoch)
+    is rebuilt from PostgreSQL, and the merchant registry restored when it is
+    missing. Returns (merchant, report) for each merchant rebuilt."""
+    from persistence import merchants
+
+    with engine.connect() as conn:
+        every = merchants.ids(conn, home)
+        if len(every) > 1 and not redis.exists(merchants.registry_key(home)):
+            log.info("the merchant registry is gone from Redis: restored %d merchants from PostgreSQL",
+                     merchants.restore_registry(conn, redis, home))
+    done = []  # (the registry is not pool state: a rebuild of the home merchant keeps it)
+    for merchant in every:
+        rebuilder = Rebuilder(redis, engine, Keys(merchant), closed_order_retention_ms=closed_order_retention_ms,
+                              progress=progress)
+        if rebuilder.needed():
+            log.info("Redis holds no state for merchant %s: rebuilding it from PostgreSQL", merchant)
+            done.append((merchant, rebuilder.run()))
+    return done

@@ -89,7 +89,8 @@ def _pass(redis: Redis, engine: Engine, keys: Keys) -> ReconcileResult:
             coming_order[o["id"]] = max(coming_order.get(o["id"], 0), int(o["v"]))
     # one PostgreSQL snapshot for every query of the pass
     with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, conn.begin():
-        pg_skus = {row.sku: row for row in conn.execute(select(Sku))}
+        m = keys.merchant
+        pg_skus = {row.sku: row for row in conn.execute(select(Sku).where(Sku.merchant_id == m))}
         result.checked_skus = len(skus)
         for sku, counters in skus.items():
             row = pg_skus.get(sku)
@@ -100,13 +101,13 @@ def _pass(redis: Redis, engine: Engine, keys: Keys) -> ReconcileResult:
         for sku in pg_skus.keys() - skus.keys():
             result.drifts.append(Drift("sku_missing_in_redis", sku, "PostgreSQL has it, Redis does not"))
         result.checked_orders = len(orders)
-        pg_orders = _pg_orders(conn, list(orders))
+        pg_orders = _pg_orders(conn, m, list(orders))
         for oid, snap in orders.items():
             pg = pg_orders.get(oid)
             redis_lines = [tuple(line[:8]) for line in snap_lines(snap)]
             _compare_versioned(result, "order", oid, int(snap["v"]), pg["version"] if pg else 0,
                                coming_order.get(oid, 0), redis_lines, pg["lines"] if pg else [])
-        _pg_self_consistency(conn, result, pending_skus=set(coming_sku))
+        _pg_self_consistency(conn, m, result, pending_skus=set(coming_sku))
     return result
 
 
@@ -158,37 +159,40 @@ def _redis_snapshot(redis: Redis, keys: Keys):
     return skus, orders, pending
 
 
-def _pg_orders(conn, ids: list[str]) -> dict[str, dict]:
+def _pg_orders(conn, merchant: str, ids: list[str]) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for i in range(0, len(ids), 5000):
         chunk = ids[i:i + 5000]
-        for oid, version in conn.execute(select(Order.id, Order.version).where(Order.id.in_(chunk))):
+        for oid, version in conn.execute(select(Order.id, Order.version).where(
+                Order.merchant_id == merchant, Order.id.in_(chunk))):
             out[oid] = {"version": version, "lines": []}
-        for line in conn.execute(select(OrderLine).where(OrderLine.order_id.in_(chunk))
+        for line in conn.execute(select(OrderLine).where(OrderLine.merchant_id == merchant,
+                                                         OrderLine.order_id.in_(chunk))
                                  .order_by(OrderLine.order_id, OrderLine.idx)):
             out[line.order_id]["lines"].append((line.sku or "", line.quantity, line.reserved, line.backordered,
                                                 line.exception, line.shipped, line.cancelled, line.returned))
     return out
 
 
-def _pg_self_consistency(conn, result: ReconcileResult, pending_skus: set[str]) -> None:
+def _pg_self_consistency(conn, merchant: str, result: ReconcileResult, pending_skus: set[str]) -> None:
     """Counters = sum of ledger movements = sums over open lines, per SKU.
     SKUs with changes still in the outbox are skipped (they are mid-flight)."""
     ledger = {row.sku: row for row in conn.execute(
         select(LedgerEntry.sku, *[func.sum(getattr(LedgerEntry, f"d_{c}")).label(c) for c in PG_COLUMNS])
-        .group_by(LedgerEntry.sku))}
+        .where(LedgerEntry.merchant_id == merchant).group_by(LedgerEntry.sku))}
     lines = defaultdict(lambda: defaultdict(int))
     rows = conn.execute(
         select(OrderLine.sku, Order.channel, func.sum(OrderLine.reserved), func.sum(OrderLine.backordered),
                func.sum(OrderLine.exception))
-        .join(Order, Order.id == OrderLine.order_id).where(OrderLine.pooled)
+        .join(Order, (Order.merchant_id == OrderLine.merchant_id) & (Order.id == OrderLine.order_id))
+        .where(OrderLine.merchant_id == merchant, OrderLine.pooled)
         .group_by(OrderLine.sku, Order.channel))
     for sku, channel, reserved, backordered, exception in rows:
         ch = "wholesale" if channel == "wholesale" else "dtc"
         lines[sku][f"reserved_{ch}"] += int(reserved)
         lines[sku][f"backordered_{ch}"] += int(backordered)
         lines[sku]["exception"] += int(exception)
-    for row in conn.execute(select(Sku)):
+    for row in conn.execute(select(Sku).where(Sku.merchant_id == merchant)):
         if row.sku in pending_skus:
             continue
         counters = {c: getattr(row, c) for c in PG_COLUMNS}

@@ -116,6 +116,7 @@ class FulfillmentPusher:
         self.engine = engine
         self.client = client
         self.notify_customer = notify_customer
+        self.keys = keys
         self.lock_key = f"{keys.prefix}:shopify:fulfillment:lock"
 
     def run(self) -> FulfillmentReport:
@@ -135,12 +136,14 @@ class FulfillmentPusher:
     def _due(self) -> list[Any]:
         now = datetime.now(UTC)
         f = ShopifyFulfillment
+        m = self.keys.merchant
         stmt = (
             select(Shipment.id, Shipment.order_id, Shipment.lines, Shipment.doc,
                    Order.shopify_order_id, Order.header, f.attempts)
-            .join(Order, Order.id == Shipment.order_id)
-            .outerjoin(f, f.shipment_id == Shipment.id)
-            .where(Shipment.shipped_at >= now - LOOK_BACK, Order.shopify_order_id.is_not(None),
+            .join(Order, (Order.merchant_id == m) & (Order.id == Shipment.order_id))
+            .outerjoin(f, (f.merchant_id == m) & (f.shipment_id == Shipment.id))
+            .where(Shipment.merchant_id == m, Shipment.shipped_at >= now - LOOK_BACK,
+                   Order.shopify_order_id.is_not(None),
                    or_(f.shipment_id.is_(None), and_(f.status == "retry", f.next_attempt_at <= now)))
             .order_by(Shipment.shipped_at).limit(BATCH)
         )
@@ -222,14 +225,15 @@ class FulfillmentPusher:
     def _record(self, row: Any, status: str, attempts: int, *, error: str | None = None,
                 fulfillment_ids: list[str] | None = None, retry_in_s: float = 0.0) -> None:
         now = datetime.now(UTC)
-        values = {"shipment_id": row.id, "order_id": row.order_id,
+        values = {"merchant_id": self.keys.merchant, "shipment_id": row.id, "order_id": row.order_id,
                   "shopify_order_id": row.shopify_order_id, "status": status,
                   "fulfillment_ids": fulfillment_ids or [], "attempts": attempts,
                   "last_error": error[:4000] if error else None,
                   "next_attempt_at": now + timedelta(seconds=retry_in_s) if status == "retry" else None,
                   "updated_at": now}
         stmt = insert(ShopifyFulfillment).values(values)
-        stmt = stmt.on_conflict_do_update(index_elements=[ShopifyFulfillment.shipment_id],
-                                          set_={k: v for k, v in values.items() if k != "shipment_id"})
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[ShopifyFulfillment.merchant_id, ShopifyFulfillment.shipment_id],
+            set_={k: v for k, v in values.items() if k not in ("merchant_id", "shipment_id")})
         with self.engine.begin() as conn:
             conn.execute(stmt)

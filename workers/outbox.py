@@ -77,6 +77,8 @@ class DrainReport:
     postgres_down: bool = False
     #: False when another drainer held the slot (nothing was done).
     got_slot: bool = False
+    #: True when it stopped because the stream stayed empty for ``idle_s``.
+    went_idle: bool = False
     errors: list[str] = field(default_factory=list)
 
 
@@ -122,10 +124,12 @@ class Drainer:
 
     # ------------------------------------------------------------ draining
 
-    def run_for(self, seconds: float, stop: threading.Event | None = None) -> DrainReport:
+    def run_for(self, seconds: float, stop: threading.Event | None = None, *,
+                idle_s: float | None = None) -> DrainReport:
         """Holds the slot and drains for up to ``seconds`` (or until ``stop``
-        is set); returns a report. Returns at once when the slot is held by
-        someone else."""
+        is set, or, with ``idle_s``, until no entry came for that long);
+        returns a report. Returns at once when the slot is held by someone
+        else."""
         report = DrainReport()
         if not self.acquire():
             return report
@@ -136,10 +140,15 @@ class Drainer:
             # first what this consumer had read but not acknowledged (a crash)
             self._drain(report, pending=True, deadline=deadline)
             self._claim_orphans(report)
+            busy_at = time.monotonic()
             while time.monotonic() < deadline and self.renew():
                 if stop is not None and stop.is_set():
                     break
-                self._drain(report, pending=False, deadline=deadline)
+                if self._drain(report, pending=False, deadline=deadline):
+                    busy_at = time.monotonic()
+                elif idle_s is not None and time.monotonic() - busy_at >= idle_s:
+                    report.went_idle = True
+                    break
         except PostgresUnavailable:
             report.postgres_down = True
         finally:
@@ -227,7 +236,7 @@ class Drainer:
     def _apply(self, entries: list[OutboxEntry]) -> int:
         try:
             with self.engine.begin() as conn:
-                return apply_batch(conn, entries)
+                return apply_batch(conn, entries, self.keys.merchant)
         except (sa_errors.OperationalError, sa_errors.InterfaceError) as exc:
             if _is_connection_error(exc):
                 raise PostgresUnavailable(str(exc)) from exc
@@ -254,7 +263,7 @@ class Drainer:
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(DeadLetter).values(
-                    event_id=eid, payload=payload, error=error[:4000], failures=failures,
+                    merchant_id=self.keys.merchant, event_id=eid, payload=payload, error=error[:4000], failures=failures,
                 ).on_conflict_do_nothing())
         except (sa_errors.OperationalError, sa_errors.InterfaceError) as exc:
             if _is_connection_error(exc):

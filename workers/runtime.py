@@ -4,21 +4,29 @@ Nothing happens at import. :func:`build` makes the broker and registers the
 actors on it; :class:`WorkerProcess` runs them (``onhand worker``, and the
 worker processes ``onhand serve`` starts).
 
-Actors:
-- ``drain_outbox(slot)``: holds drain slot ``slot`` for a slice of time and
-  carries outbox entries to PostgreSQL (workers/outbox.py), then sends itself
-  again, so each slot is drained continuously by one holder at a time.
-- ``fill_waiting(sku)``: finishes a fill that stopped at the fill limit.
-- ``sync_shopify()``: holds the Shopify sync slot for a slice of time, pushing
-  dirty SKUs' available to Shopify (workers/shopify_sync.py), then sends
-  itself again, like the drainers.
-- ``push_fulfillments()``: pushes shipments of Shopify orders as fulfillments
-  (workers/fulfillment.py); short, sent by the watchdog every tick.
+Every actor works for one merchant (its first argument); each merchant has
+its own outbox stream, drain slots and Shopify channel, so the workers of a
+deployment serve all its merchants (persistence/merchants.py lists them;
+the list is read again every MERCHANTS_REFRESH_S).
 
-The watchdog thread (one per process) sends ``drain_outbox`` for every slot
-nobody holds (a worker died or a message was lost), re-queues unfinished
-fills, raises the outbox memory alarm, and, when Shopify is configured, keeps
-the sync running and sends ``push_fulfillments``.
+Actors:
+- ``drain_outbox(merchant, slot)``: holds the merchant's drain slot ``slot``
+  and carries its outbox entries to PostgreSQL (workers/outbox.py) while they
+  keep coming, for at most a slice of time; then sends itself again while
+  entries remain, or ends once the stream has been idle for DRAIN_IDLE_S, so
+  a quiet merchant costs no worker thread.
+- ``fill_waiting(merchant, sku)``: finishes a fill that stopped at the fill limit.
+- ``sync_shopify(merchant)``: holds the merchant's Shopify sync slot for a
+  slice of time, pushing dirty SKUs' available to Shopify
+  (workers/shopify_sync.py), then sends itself again, like the drainers.
+- ``push_fulfillments(merchant)``: pushes shipments of Shopify orders as
+  fulfillments (workers/fulfillment.py); short, sent by the watchdog every tick.
+
+The watchdog thread (one per process) sends ``drain_outbox`` for every free
+slot of a merchant whose outbox holds entries (a worker died, a message was
+lost, or the drainer went idle), re-queues unfinished fills, raises the
+outbox memory alarm, and, for merchants with Shopify configured, keeps the
+sync running and sends ``push_fulfillments``.
 """
 
 from __future__ import annotations
@@ -46,6 +54,10 @@ log = logging.getLogger("onhand.workers")
 DRAIN_SLOTS = 2
 #: How long one drain_outbox message drains before handing over, seconds.
 DRAIN_SLICE_S = 30.0
+#: A drainer whose stream stays empty this long lets its slot go, seconds.
+DRAIN_IDLE_S = 2.0
+#: How often the watchdog reads the list of merchants again, seconds.
+MERCHANTS_REFRESH_S = 10.0
 #: Back-off before trying PostgreSQL again after a connection failure, milliseconds.
 POSTGRES_RETRY_MS = 1000
 #: How often the watchdog looks, seconds.
@@ -60,35 +72,75 @@ SHOPIFY_REFUSED_RETRY_MS = 30_000
 
 @dataclass
 class Context:
-    """Connections one worker process shares between its actor threads."""
+    """Connections one worker process shares between its actor threads, and
+    what it knows of the deployment's merchants."""
 
     settings: Settings
     redis: Redis
-    keys: Keys
-    engine: Any  # sqlalchemy.Engine, created on first use
-    _shopify: Any = None
+    engine: Any  # sqlalchemy.Engine
+    #: Shopify clients by merchant (one bucket estimate per shop and process).
+    _shopify: dict[str, Any] = field(default_factory=dict)
+    _merchants: list[str] = field(default_factory=list)
+    _merchants_at: float = float("-inf")
+    _lock: threading.Lock = field(default_factory=threading.Lock)
     #: Set when the process stops: long-running actors end their slice.
     stopping: threading.Event = field(default_factory=threading.Event)
 
-    @property
-    def shopify(self):
-        """The process's Shopify client (one bucket estimate per process)."""
-        if self._shopify is None:
-            from workers.shopify_client import ShopifyClient
+    def keys(self, merchant: str) -> Keys:
+        return Keys(merchant)
 
-            self._shopify = ShopifyClient.from_settings(self.settings)
-        return self._shopify
+    def merchants(self) -> list[str]:
+        """Every merchant of the deployment (the home merchant first), read
+        from PostgreSQL at most every MERCHANTS_REFRESH_S; while PostgreSQL is
+        down, the list last read."""
+        from persistence import merchants
 
-    def shopify_stopped(self) -> bool:
+        now = time.monotonic()
+        if now - self._merchants_at >= MERCHANTS_REFRESH_S or not self._merchants:
+            try:
+                with self.engine.connect() as conn:
+                    self._merchants = merchants.ids(conn, self.settings.merchant)
+            except Exception as exc:  # noqa: BLE001 - keep serving the merchants known
+                log.warning("cannot read the merchants from PostgreSQL: %r", exc)
+                self._merchants = self._merchants or [self.settings.merchant]
+            self._merchants_at = now
+        return self._merchants
+
+    def settings_for(self, merchant: str) -> Settings:
+        """The settings as they apply to ``merchant`` (its Shopify channel)."""
+        from persistence import merchants
+
+        if merchant == self.settings.merchant:
+            return self.settings
+        return merchants.settings_for(self.settings, merchant,
+                                      merchants.read_registry(self.redis, self.settings.merchant).get(merchant))
+
+    def shopify(self, merchant: str):
+        """The merchant's Shopify client."""
+        with self._lock:
+            client = self._shopify.get(merchant)
+            if client is None:
+                from workers.shopify_client import ShopifyClient
+
+                client = self._shopify[merchant] = ShopifyClient.from_settings(self.settings_for(merchant))
+            return client
+
+    def shopify_stopped(self, merchant: str) -> bool:
         """The app was uninstalled: no sync, no fulfillments (data is kept)."""
-        return self.redis.get(f"{self.keys.prefix}:shopify:app") == b"uninstalled"
+        return self.redis.get(f"{Keys(merchant).prefix}:shopify:app") == b"uninstalled"
+
+    def close(self) -> None:
+        for client in self._shopify.values():
+            client.close()
+        self.engine.dispose()
+        self.redis.close()
 
     @classmethod
     def create(cls, settings: Settings) -> "Context":
         from persistence.db import make_engine
 
         redis = Redis.from_url(settings.redis_url, health_check_interval=30)
-        return cls(settings, redis, Keys(settings.merchant), make_engine(settings.database_url))
+        return cls(settings, redis, make_engine(settings.database_url))
 
 
 def make_broker(settings: Settings, *, heartbeat_timeout_ms: int = 60_000,
@@ -113,36 +165,37 @@ class Actors:
 def build(settings: Settings, broker: RedisBroker, context: Context) -> Actors:
     """Registers onhand's actors on ``broker``."""
 
-    def drain_outbox(slot: int) -> None:
-        drainer = Drainer(context.redis, context.engine, context.keys, slot=slot,
+    def drain_outbox(merchant: str, slot: int) -> None:
+        drainer = Drainer(context.redis, context.engine, context.keys(merchant), slot=slot,
                           closed_order_retention_ms=settings.closed_order_retention_s * 1000)
-        report = drainer.run_for(DRAIN_SLICE_S, stop=context.stopping)
+        report = drainer.run_for(DRAIN_SLICE_S, stop=context.stopping, idle_s=DRAIN_IDLE_S)
         if report.postgres_down:
-            log.warning("PostgreSQL unreachable; outbox entries stay pending, retrying")
-        if report.got_slot:  # keep the slot drained; a duplicate message just ends
+            log.warning("PostgreSQL unreachable; outbox entries of %s stay pending, retrying", merchant)
+        # keep the slot drained while there is work; a duplicate message just ends
+        if report.got_slot and (report.postgres_down or not report.went_idle):
             actors.drain_outbox.send_with_options(
-                args=(slot,), delay=POSTGRES_RETRY_MS if report.postgres_down else None)
+                args=(merchant, slot), delay=POSTGRES_RETRY_MS if report.postgres_down else None)
 
-    def fill_waiting(sku: str) -> None:
-        asyncio.run(_fill(context.settings, sku))
+    def fill_waiting(merchant: str, sku: str) -> None:
+        asyncio.run(_fill(context.settings, merchant, sku))
 
-    def sync_shopify() -> None:
+    def sync_shopify(merchant: str) -> None:
         from workers.shopify_sync import ShopifySync
 
-        if context.shopify_stopped():
+        if context.shopify_stopped(merchant):
             return
-        report = ShopifySync(context.redis, context.keys, context.shopify, settings).run_for(
-            SYNC_SLICE_S, stop=context.stopping)
+        report = ShopifySync(context.redis, context.keys(merchant), context.shopify(merchant),
+                             context.settings_for(merchant)).run_for(SYNC_SLICE_S, stop=context.stopping)
         if report.got_slot:  # keep the sync running; a duplicate message just ends
             actors.sync_shopify.send_with_options(
-                delay=SHOPIFY_REFUSED_RETRY_MS if report.unauthorized else None)
+                args=(merchant,), delay=SHOPIFY_REFUSED_RETRY_MS if report.unauthorized else None)
 
-    def push_fulfillments() -> None:
+    def push_fulfillments(merchant: str) -> None:
         from workers.fulfillment import FulfillmentPusher
 
-        if context.shopify_stopped():
+        if context.shopify_stopped(merchant):
             return
-        FulfillmentPusher(context.redis, context.engine, context.keys, context.shopify).run()
+        FulfillmentPusher(context.redis, context.engine, context.keys(merchant), context.shopify(merchant)).run()
 
     actors = Actors(
         broker=broker,
@@ -158,7 +211,7 @@ def build(settings: Settings, broker: RedisBroker, context: Context) -> Actors:
     return actors
 
 
-async def _fill(settings: Settings, sku: str) -> None:
+async def _fill(settings: Settings, merchant: str, sku: str) -> None:
     from redis.asyncio import Redis as AsyncRedis
 
     from engine.commands import Op
@@ -166,7 +219,7 @@ async def _fill(settings: Settings, sku: str) -> None:
 
     redis = AsyncRedis.from_url(settings.redis_url)
     try:
-        store = Store(redis, settings.merchant, fill_limit=settings.fill_limit)
+        store = Store(redis, merchant, fill_limit=settings.fill_limit)
         await store.start()
         op = Op(op_id=f"fill-{uuid.uuid4().hex}", now_ms=int(time.time() * 1000), actor="system")
         await store.drain_fills([sku], op)
@@ -190,23 +243,35 @@ class Watchdog(threading.Thread):
                 log.warning("watchdog: %r", exc)
 
     def tick(self) -> None:
-        redis, keys = self.context.redis, self.context.keys
-        for slot in range(DRAIN_SLOTS):
-            if not redis.exists(f"{keys.prefix}:drain:slot:{slot}"):
-                self.actors.drain_outbox.send(slot)
-        for sku in redis.srandmember(keys.fill_queue, 20) or []:
-            self.actors.fill_waiting.send(sku.decode())
-        self.check_outbox_memory()
-        self.keep_shopify_going()
+        merchants = self.context.merchants()
+        for merchant in merchants:
+            self.tick_merchant(merchant)
+        self.check_outbox_memory(merchants)
 
-    def keep_shopify_going(self) -> None:
-        settings, redis, keys = self.context.settings, self.context.redis, self.context.keys
-        if not settings.shopify_configured or self.context.shopify_stopped():
+    def tick_merchant(self, merchant: str) -> None:
+        redis, keys = self.context.redis, self.context.keys(merchant)
+        with redis.pipeline(transaction=False) as pipe:
+            for slot in range(DRAIN_SLOTS):
+                pipe.exists(f"{keys.prefix}:drain:slot:{slot}")
+            pipe.xlen(keys.outbox)
+            pipe.srandmember(keys.fill_queue, 20)
+            *held, backlog, waiting = pipe.execute()
+        if backlog:  # a drainer is needed (entries pending on a dead consumer stay in the stream)
+            for slot, taken in enumerate(held):
+                if not taken:
+                    self.actors.drain_outbox.send(merchant, slot)
+        for sku in waiting or []:
+            self.actors.fill_waiting.send(merchant, sku.decode())
+        self.keep_shopify_going(merchant)
+
+    def keep_shopify_going(self, merchant: str) -> None:
+        settings, redis, keys = self.context.settings_for(merchant), self.context.redis, Keys(merchant)
+        if not settings.shopify_configured or self.context.shopify_stopped(merchant):
             return
         if settings.shopify_sync_enabled and not redis.exists(f"{keys.prefix}:shopify:sync:slot"):
-            self.actors.sync_shopify.send()
+            self.actors.sync_shopify.send(merchant)
         if not redis.exists(f"{keys.prefix}:shopify:fulfillment:lock"):
-            self.actors.push_fulfillments.send()
+            self.actors.push_fulfillments.send(merchant)
 
     def outbox_budget(self, redis: Redis) -> int:
         """Half of the live server's maxmemory (the setting when it has none)."""
@@ -216,14 +281,18 @@ class Watchdog(threading.Thread):
             live = 0
         return live // 2 if live else self.context.settings.outbox_budget_bytes
 
-    def check_outbox_memory(self) -> None:
-        redis, keys = self.context.redis, self.context.keys
-        used = redis.memory_usage(keys.outbox, samples=5) or 0
+    def check_outbox_memory(self, merchants: list[str]) -> None:
+        """The outboxes of all merchants share one Redis's memory: the alarm
+        is on their sum; each merchant's stats say its own part."""
+        redis = self.context.redis
+        used_by = {m: redis.memory_usage(Keys(m).outbox, samples=5) or 0 for m in merchants}
+        used = sum(used_by.values())
         budget = self.outbox_budget(redis)
         over = used > budget // 2
-        redis.hset(stats_key(keys), mapping={"outbox_bytes": used, "outbox_alarm": int(over)})
+        for merchant, part in used_by.items():
+            redis.hset(stats_key(Keys(merchant)), mapping={"outbox_bytes": part, "outbox_alarm": int(over)})
         if over and not self.alarm:
-            log.error("ALARM outbox uses %d bytes, over half of its budget of %d bytes: "
+            log.error("ALARM the outboxes use %d bytes, over half of their budget of %d bytes: "
                       "PostgreSQL is not keeping up or is down", used, budget)
         self.alarm = over
 
@@ -257,10 +326,7 @@ class WorkerProcess:
         self.worker.stop(timeout=10_000)
         self.watchdog.join(5)
         self.broker.close()
-        self.context.engine.dispose()
-        if self.context._shopify is not None:
-            self.context._shopify.close()
-        self.context.redis.close()
+        self.context.close()
 
     def run(self) -> None:
         """Runs until SIGTERM or SIGINT."""

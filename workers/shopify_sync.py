@@ -773,7 +773,7 @@ class ShopifySync:
                 self.engine = _wal_engine(self.database_url)
             with self.engine.begin() as conn:
                 conn.execute(insert(ShopifySyncWal).values(
-                    key=key, record=record, created_at=ms_to_dt(record["at"])))
+                    merchant_id=self.keys.merchant, key=key, record=record, created_at=ms_to_dt(record["at"])))
             return True
         except (SQLAlchemyError, OSError) as exc:
             log.warning("PostgreSQL did not take the sync's write-ahead record; raises wait: %s", exc)

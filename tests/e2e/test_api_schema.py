@@ -51,4 +51,4 @@ def test_schemathesis_all_checks(redis_url, database_url, tmp_path):
 
 @pytest.mark.soak
 def test_schemathesis_all_checks_long(redis_url, database_url, tmp_path):
-    _schemathesis(redis_url, database_url, max_examples=80, minimum_cases=5000, tmp_path=tmp_path)
+    _schemathesis(redis_url, database_url, max_examples=120, minimum_cases=5000, tmp_path=tmp_path)

@@ -93,7 +93,7 @@ def test_applying_twice_and_in_any_order_gives_the_same_state(redis_url, pg_serv
     in_order = create_engine(database_url)
     with in_order.begin() as conn:
         for i in range(0, len(entries), 7):
-            apply_batch(conn, entries[i:i + 7])
+            apply_batch(conn, entries[i:i + 7], merchant)
     expected = _state(in_order)
     assert expected["applied"] == len(entries)
     # When the same entries are applied in shuffled batches, each several times
@@ -106,7 +106,7 @@ def test_applying_twice_and_in_any_order_gives_the_same_state(redis_url, pg_serv
         rng.shuffle(shuffled)
         for i in range(0, len(shuffled), 5):
             with in_order.begin() as conn:
-                apply_batch(conn, shuffled[i:i + 5])
+                apply_batch(conn, shuffled[i:i + 5], merchant)
     # Then PostgreSQL holds exactly the same state
     assert _state(in_order) == expected
     in_order.dispose()

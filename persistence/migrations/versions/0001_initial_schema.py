@@ -8,7 +8,14 @@ from alembic import op
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from persistence.models import RESERVATIONS_VIEW
+# the view as it was at this revision (0014 recreates it with merchant_id);
+# a migration never reads today's models
+RESERVATIONS_VIEW = """
+CREATE VIEW reservations AS
+SELECT l.order_id, l.idx, l.sku, o.channel, o.seq, l.reserved, l.backordered, l.exception
+FROM order_lines l JOIN orders o ON o.id = l.order_id
+WHERE l.pooled AND (l.reserved + l.backordered + l.exception) > 0
+"""
 
 revision = '0001'
 down_revision = None
