@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.auth import Authenticator
@@ -25,10 +25,9 @@ from api.operations import Operations
 from api.ratelimit import RateLimiter
 from api.reads import OrderReader, RecordReader
 from engine.store import Store
+from onhand.redis_clients import async_client
 from onhand.settings import Settings
 
-#: Longest a request waits for a free Redis connection before it is a 503.
-REDIS_POOL_WAIT_S = 5.0
 #: Merchants whose bound services are kept ready per process (least recently used go).
 TENANT_CACHE = 10_000
 
@@ -96,12 +95,7 @@ class Shared:
     async def open(cls, settings: Settings, store_factory: StoreFactory = onhand_store) -> "Shared":
         from persistence.db import make_async_engine
 
-        # A blocking pool: a burst larger than the pool queues for a connection
-        # (redis-py's default pool refuses at once with "Too many connections",
-        # which a flash sale of a few hundred buyers turned into 503s).
-        redis = Redis.from_pool(BlockingConnectionPool.from_url(
-            settings.redis_url, max_connections=settings.redis_pool_size, timeout=REDIS_POOL_WAIT_S,
-            health_check_interval=30))
+        redis = async_client(settings.redis_url, pool_size=settings.redis_pool_size, health_check_interval=30)
         pg = make_async_engine(settings.database_url) if settings.database_url else None
         shared = cls(
             settings=settings, redis=redis, pg=pg,

@@ -4,6 +4,11 @@ its functions, and turns their result codes into domain errors.
 Nothing connects or loads at import: :meth:`Store.start` loads the library
 (call it from a lifespan). Every state change is one function call (FCALL);
 reads here are plain hash reads of what the functions wrote.
+
+On a Redis Cluster the library is loaded on every primary (and again on a
+node that answers that it lacks it), and each call goes straight to the node
+that holds the merchant's slot (its keys share one hash tag), following
+MOVED and ASK redirections when a slot moves.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any
 import msgspec
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from engine import scripts
 from engine.codes import Code
@@ -120,13 +126,21 @@ class Store:
         self.wait_replicas = wait_replicas
         self.wait_timeout_ms = wait_timeout_ms
         self._loaded = False
+        self._cluster = isinstance(redis, RedisCluster)
+        #: cluster + WAIT: a plain client per node (WAIT must follow the write
+        #: on the same connection), by node name
+        self._node_clients: dict[str, Redis] = {}
 
     async def start(self) -> None:
         """Loads the function library (FUNCTION LOAD REPLACE). Call once, from a lifespan."""
         await self._load()
 
     async def _load(self) -> None:
-        await self.redis.execute_command("FUNCTION", "LOAD", "REPLACE", scripts.library())
+        if self._cluster:
+            await self.redis.execute_command("FUNCTION", "LOAD", "REPLACE", scripts.library(),
+                                             target_nodes=self.redis.get_primaries())
+        else:
+            await self.redis.execute_command("FUNCTION", "LOAD", "REPLACE", scripts.library())
         self._loaded = True
 
     async def _eval(self, name: str, argv: list[Any]) -> tuple[dict[str, Any], bool, str, list]:
@@ -146,6 +160,10 @@ class Store:
             raise
         except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
             raise NotReady(f"Redis unreachable: {exc}") from exc
+        except (redis_errors.ClusterDownError, redis_errors.TryAgainError, redis_errors.MovedError,
+                redis_errors.AskError, redis_errors.ClusterError, redis_errors.MaxConnectionsError) as exc:
+            # a failover or a slot migration under way: retry shortly
+            raise NotReady(f"Redis Cluster is moving: {exc}", retry_after_s=1) from exc
         body, replayed, event_id = raw[:3]
         if isinstance(event_id, bytes):
             event_id = event_id.decode()
@@ -155,12 +173,15 @@ class Store:
 
     async def _fcall(self, fn: str, argv: list[Any]) -> Any:
         if not self.wait_replicas:
-            return await self.redis.fcall(fn, 1, self.keys.prefix, *argv)
-        # WAIT applies to the connection that wrote: send both on one pipeline.
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.fcall(fn, 1, self.keys.prefix, *argv)
-            pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
-            raw, acked = await pipe.execute()
+            return await self._fcall_plain(fn, argv)
+        if self._cluster:
+            raw, acked = await self._fcall_wait_on_cluster(fn, argv)
+        else:
+            # WAIT applies to the connection that wrote: send both on one pipeline.
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.fcall(fn, 1, self.keys.prefix, *argv)
+                pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
+                raw, acked = await pipe.execute()
         if int(acked) < self.wait_replicas:
             # The change is made (and its outcome stored): only its copy on the
             # replicas is unconfirmed. A retry with the same Idempotency-Key
@@ -169,6 +190,35 @@ class Store:
                            "confirmed it in time; retry with the same Idempotency-Key for its outcome",
                            reason="replicas_unconfirmed")
         return raw
+
+    async def _fcall_wait_on_cluster(self, fn: str, argv: list[Any]) -> tuple[Any, int]:
+        """FCALL then WAIT on one connection to the node of the merchant's slot,
+        following a MOVED (the slot moved: learn the new map, go there) or an
+        ASK (the slot is moving: ASKING first, on the same connection)."""
+        asking: tuple[str, int] | None = None
+        for _ in range(5):
+            if asking:
+                host, port = asking
+            else:
+                node = self.redis.get_node_from_key(self.keys.prefix)
+                host, port = node.host, node.port
+            client = self._node_clients.get(f"{host}:{port}")
+            if client is None:
+                client = self._node_clients[f"{host}:{port}"] = Redis(host=host, port=port)
+            try:
+                async with client.pipeline(transaction=False) as pipe:
+                    if asking:
+                        pipe.execute_command("ASKING")
+                    pipe.fcall(fn, 1, self.keys.prefix, *argv)
+                    pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
+                    replies = await pipe.execute()
+                return replies[-2], replies[-1]
+            except redis_errors.MovedError:
+                asking = None
+                await self.redis.nodes_manager.initialize()
+            except redis_errors.AskError as exc:
+                asking = (exc.host, exc.port)
+        raise NotReady("Redis Cluster kept redirecting this merchant's slot", retry_after_s=1)
 
     async def run(self, command: Command, op: Op) -> Result:
         """Runs one command; raises the domain error for a refusal. When a fill
@@ -231,12 +281,20 @@ class Store:
         (lua/mark_synced.lua's ARGV, from persistence.apply.mark_synced_args)."""
         fn = scripts.function_name("mark_synced")
         try:
-            await self.redis.fcall(fn, 1, self.keys.prefix, *args)
+            await self._fcall_plain(fn, args)
         except redis_errors.ResponseError as exc:
             if "function not found" not in str(exc).lower():
                 raise
             await self._load()
-            await self.redis.fcall(fn, 1, self.keys.prefix, *args)
+            await self._fcall_plain(fn, args)
+
+    async def _fcall_plain(self, fn: str, argv: list[Any]) -> Any:
+        if self._cluster:
+            # straight to the slot's node: redis-py would first ask a server
+            # for FCALL's keys (COMMAND GETKEYS), a second round trip
+            node = self.redis.get_node_from_key(self.keys.prefix)
+            return await self.redis.execute_command("FCALL", fn, 1, self.keys.prefix, *argv, target_nodes=node)
+        return await self.redis.fcall(fn, 1, self.keys.prefix, *argv)
 
     async def load_closed_order(self, order: Order, keep_ms: int) -> bool:
         """Brings a closed order read from PostgreSQL back into Redis (for a
@@ -260,9 +318,15 @@ class Store:
         return bool(await self.redis.exists(self.keys.epoch))
 
     async def scripts_loaded(self) -> bool:
-        """True when Redis has the function library (a new Redis has none; the
-        next call would load it again anyway)."""
-        libs = await self.redis.execute_command("FUNCTION", "LIST", "LIBRARYNAME", scripts.LIBRARY)
+        """True when Redis (on a cluster: the node of this merchant's slot) has
+        the function library (a new Redis has none; the next call would load
+        it again anyway)."""
+        args = ("FUNCTION", "LIST", "LIBRARYNAME", scripts.LIBRARY)
+        if self._cluster:
+            libs = await self.redis.execute_command(
+                *args, target_nodes=self.redis.get_node_from_key(self.keys.prefix))
+        else:
+            libs = await self.redis.execute_command(*args)
         return bool(libs)
 
     async def inventory(self, skus: list[str]) -> list[Inventory | None]:

@@ -57,7 +57,7 @@ def _progress(stage: str, done: int, total: int) -> None:
 
 
 def cmd_rebuild(args, settings: Settings) -> int:
-    from redis import Redis
+    from onhand.redis_clients import sync_client
 
     from engine.keys import Keys
     from onhand.servers import servers
@@ -66,7 +66,7 @@ def cmd_rebuild(args, settings: Settings) -> int:
 
     with servers(settings) as resolved:
         migrate(resolved.database_url, merchant=resolved.merchant)
-        redis = Redis.from_url(resolved.redis_url)
+        redis = sync_client(resolved.redis_url)
         engine = make_engine(resolved.database_url)
         rebuilder = Rebuilder(redis, engine, Keys(merchant_of(args, resolved)),
                               closed_order_retention_ms=resolved.closed_order_retention_s * 1000,
@@ -83,7 +83,7 @@ def cmd_rebuild(args, settings: Settings) -> int:
 
 
 def cmd_reconcile(args, settings: Settings) -> int:
-    from redis import Redis
+    from onhand.redis_clients import sync_client
 
     from engine.keys import Keys
     from onhand.servers import servers
@@ -91,7 +91,7 @@ def cmd_reconcile(args, settings: Settings) -> int:
     from persistence.reconcile import reconcile
 
     with servers(settings) as resolved:
-        redis = Redis.from_url(resolved.redis_url)
+        redis = sync_client(resolved.redis_url)
         engine = make_engine(resolved.database_url)
         result = reconcile(redis, engine, Keys(merchant_of(args, resolved)), settle_s=args.settle,
                            progress=_progress)
@@ -108,14 +108,14 @@ def cmd_reconcile(args, settings: Settings) -> int:
 def cmd_keys_create(args, settings: Settings) -> int:
     import asyncio
 
-    from redis.asyncio import Redis
+    from onhand.redis_clients import async_client
 
     from api.auth import KeyRequestError, issue_key
     from engine.store import Store
     from onhand.servers import servers
 
     async def create(url: str):
-        redis = Redis.from_url(url)
+        redis = async_client(url, pool_size=4)
         try:
             store = Store(redis, merchant_of(args, settings))
             await store.start()

@@ -14,8 +14,8 @@ from onhand.settings import Settings
 def cmd_merchants_create(args, settings: Settings) -> int:
     import asyncio
 
-    from redis import Redis
-    from redis.asyncio import Redis as AsyncRedis
+    from onhand.redis_clients import sync_client
+    from onhand.redis_clients import async_client
 
     from api.auth import issue_key
     from engine.keys import Keys
@@ -32,7 +32,7 @@ def cmd_merchants_create(args, settings: Settings) -> int:
     record = merchants.MerchantRecord(args.id, args.name or args.id, shopify)
 
     async def admin_key(url: str):
-        redis = AsyncRedis.from_url(url)
+        redis = async_client(url, pool_size=4)
         try:
             store = Store(redis, args.id)
             await store.start()
@@ -42,7 +42,7 @@ def cmd_merchants_create(args, settings: Settings) -> int:
 
     with servers(settings) as resolved:
         migrate(resolved.database_url, merchant=resolved.merchant)
-        redis = Redis.from_url(resolved.redis_url)
+        redis = sync_client(resolved.redis_url)
         engine = make_engine(resolved.database_url)
         try:
             with engine.begin() as conn:
@@ -63,7 +63,7 @@ def cmd_merchants_create(args, settings: Settings) -> int:
 
 
 def cmd_merchants_list(args, settings: Settings) -> int:
-    from redis import Redis
+    from onhand.redis_clients import sync_client
 
     from engine.keys import Keys
     from onhand.servers import servers
@@ -72,7 +72,7 @@ def cmd_merchants_list(args, settings: Settings) -> int:
 
     with servers(settings) as resolved:
         engine = make_engine(resolved.database_url)
-        redis = Redis.from_url(resolved.redis_url)
+        redis = sync_client(resolved.redis_url)
         try:
             with engine.connect() as conn:
                 records = {r.id: r for r in merchants.listing(conn)}

@@ -42,7 +42,7 @@ def cmd_ledger(args, settings: Settings) -> int:
 
 
 def cmd_dead_letters(args, settings: Settings) -> int:
-    from redis import Redis
+    from onhand.redis_clients import sync_client
 
     from onhand.servers import servers
     from persistence import dead_letters
@@ -79,7 +79,7 @@ def cmd_dead_letters(args, settings: Settings) -> int:
 
                 args_ = mark_synced_args([replayed.entry], resolved.closed_order_retention_s * 1000)
                 if args_:
-                    redis = Redis.from_url(resolved.redis_url)
+                    redis = sync_client(resolved.redis_url)
                     try:
                         call_function(redis, "mark_synced", [Keys(merchant).prefix], args_)
                     finally:

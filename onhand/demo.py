@@ -38,10 +38,10 @@ def _admin_key(settings: Settings, given: str | None) -> str:
     from api.auth import issue_key
     from engine.store import Store
     from onhand.servers import servers
-    from redis.asyncio import Redis
+    from onhand.redis_clients import async_client
 
     async def create(url: str) -> str:
-        redis = Redis.from_url(url)
+        redis = async_client(url, pool_size=4)
         try:
             store = Store(redis, settings.merchant)
             await store.start()

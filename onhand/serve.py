@@ -24,6 +24,7 @@ from redis import Redis
 
 from engine.keys import Keys
 from onhand.embedded import _child_setup
+from onhand.redis_clients import sync_client
 from onhand.servers import UnsafeRedis, check_redis_safety, servers
 from onhand.settings import Settings
 
@@ -60,7 +61,7 @@ def prepare(settings: Settings) -> None:
     from persistence.db import make_engine, migrate
     from persistence.rebuild import rebuild_where_needed
 
-    redis = Redis.from_url(settings.redis_url)
+    redis = sync_client(settings.redis_url)
     try:
         why = check_redis_safety(redis, settings)
         if why:
@@ -86,8 +87,14 @@ def prepare(settings: Settings) -> None:
 def tune_redis(redis: Redis) -> None:
     """Keeps order hashes in Redis's compact encoding (see onhand/embedded.py);
     a managed Redis that refuses CONFIG SET only costs memory."""
+    from redis.cluster import RedisCluster
+
     from onhand.embedded import HASH_MAX_LISTPACK_VALUE
 
+    if isinstance(redis, RedisCluster):
+        for node in redis.get_nodes():
+            tune_redis(redis.get_redis_connection(node))
+        return
     try:
         current = int(redis.config_get("hash-max-listpack-value").get("hash-max-listpack-value", 0))
         if current < HASH_MAX_LISTPACK_VALUE:
@@ -129,7 +136,7 @@ class Supervisor:
             signal.signal(sig, lambda *_: self.stop_event.set())
         for child in self.children:
             self._start(child)
-        redis = Redis.from_url(self.settings.redis_url)
+        redis = sync_client(self.settings.redis_url)
         last_safety = time.monotonic()
         try:
             while not self.stop_event.wait(TICK_S):

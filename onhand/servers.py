@@ -99,8 +99,16 @@ def servers(settings: Settings, *, embedded_ok: bool = True):
 
 
 def check_redis_safety(redis, settings: Settings) -> str | None:
-    """Returns why this Redis may lose acknowledged writes, or None when it
-    fsyncs its AOF on every write."""
+    """Returns why this Redis (on a cluster: any of its nodes) may lose
+    acknowledged writes, or None when it fsyncs its AOF on every write."""
+    from redis.cluster import RedisCluster
+
+    if isinstance(redis, RedisCluster):
+        for node in redis.get_nodes():
+            why = check_redis_safety(redis.get_redis_connection(node), settings)
+            if why:
+                return f"{node.name}: {why}"
+        return None
     try:
         conf = redis.config_get("appendonly")
         conf.update(redis.config_get("appendfsync"))

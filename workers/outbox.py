@@ -277,15 +277,30 @@ class Drainer:
 
 
 def call_function(redis: Redis, name: str, keys: list[str], args: list) -> object:
-    """FCALL from a synchronous client, loading the library when Redis lacks it."""
+    """FCALL from a synchronous client, loading the library when Redis lacks
+    it (on a cluster: on every primary; the call goes to the slot's node)."""
+    from redis.cluster import RedisCluster
+
     fn = scripts.function_name(name)
-    try:
+    cluster = isinstance(redis, RedisCluster)
+
+    def call() -> object:
+        if cluster:
+            return redis.execute_command("FCALL", fn, len(keys), *keys, *args,
+                                         target_nodes=redis.get_node_from_key(keys[0]))
         return redis.fcall(fn, len(keys), *keys, *args)
+
+    try:
+        return call()
     except redis_errors.ResponseError as exc:
         if "function not found" not in str(exc).lower():
             raise
-        redis.execute_command("FUNCTION", "LOAD", "REPLACE", scripts.library())
-        return redis.fcall(fn, len(keys), *keys, *args)
+        if cluster:
+            redis.execute_command("FUNCTION", "LOAD", "REPLACE", scripts.library(),
+                                  target_nodes=redis.get_primaries())
+        else:
+            redis.execute_command("FUNCTION", "LOAD", "REPLACE", scripts.library())
+        return call()
 
 
 def _is_connection_error(exc: Exception) -> bool:

@@ -139,7 +139,9 @@ class Context:
     def create(cls, settings: Settings) -> "Context":
         from persistence.db import make_engine
 
-        redis = Redis.from_url(settings.redis_url, health_check_interval=30)
+        from onhand.redis_clients import sync_client
+
+        redis = sync_client(settings.redis_url, health_check_interval=30)
         return cls(settings, redis, make_engine(settings.database_url))
 
 
@@ -212,12 +214,11 @@ def build(settings: Settings, broker: RedisBroker, context: Context) -> Actors:
 
 
 async def _fill(settings: Settings, merchant: str, sku: str) -> None:
-    from redis.asyncio import Redis as AsyncRedis
-
     from engine.commands import Op
     from engine.store import Store
+    from onhand.redis_clients import async_client
 
-    redis = AsyncRedis.from_url(settings.redis_url)
+    redis = async_client(settings.redis_url, pool_size=2)
     try:
         store = Store(redis, merchant, fill_limit=settings.fill_limit)
         await store.start()
