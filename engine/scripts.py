@@ -3,9 +3,14 @@ Function library.
 
 Each operation keeps its own file (with its header: KEYS, ARGV, returns, keys
 written, invariant); the library is ``lib.lua`` followed by every operation
-registered as a function ``onhand_<name>`` (FCALL). Loading it once (FUNCTION
-LOAD) defines the shared helpers once, instead of on every call as a
-prepended EVAL script would. Functions without the ``allow-oom`` flag are
+registered as a function ``onhand_<version>_<name>`` (FCALL). Loading it once
+(FUNCTION LOAD) defines the shared helpers once, instead of on every call as
+a prepended EVAL script would.
+
+The library and its functions are named by a hash of the scripts' source
+(:func:`version`), so two onhand versions on one Redis - a rolling upgrade,
+or two checkouts sharing a test server - each call their own scripts and
+never replace each other's. Functions without the ``allow-oom`` flag are
 refused over ``maxmemory`` before they run, instead of failing half-way (Redis
 cannot roll back). Nothing here touches Redis; :mod:`engine.store` loads it.
 """
@@ -17,6 +22,7 @@ import re
 from functools import cache
 from importlib import resources
 
+#: The library's name without its version.
 LIBRARY = "onhand"
 #: Operations that do not use lib.lua's common ARGV (no init()).
 STANDALONE = frozenset({"idem_begin", "mark_synced", "order_load",
@@ -43,12 +49,26 @@ NAMES = (
 )
 
 
-def function_name(name: str) -> str:
-    return f"{LIBRARY}_{name}"
-
-
 def _read(name: str) -> str:
     return resources.files("lua").joinpath(f"{name}.lua").read_text(encoding="utf-8")
+
+
+@cache
+def version() -> str:
+    """A hash of every script's source: what makes this library this one."""
+    digest = hashlib.sha1()
+    for name in ("lib", *NAMES):
+        digest.update(name.encode() + b"\0" + _read(name).encode() + b"\0")
+    digest.update(repr(sorted(STANDALONE)).encode() + repr(sorted(ALLOW_OOM)).encode())
+    return digest.hexdigest()[:12]
+
+
+def library_name() -> str:
+    return f"{LIBRARY}_{version()}"
+
+
+def function_name(name: str) -> str:
+    return f"{library_name()}_{name}"
 
 
 def body(name: str) -> str:
@@ -59,7 +79,7 @@ def body(name: str) -> str:
 @cache
 def library() -> str:
     """The library's source: lib.lua, then each operation as a function."""
-    parts = [f"#!lua name={LIBRARY}\n", _read("lib"), "\n"]
+    parts = [f"#!lua name={library_name()}\n", _read("lib"), "\n"]
     for name in NAMES:
         flags = "{'allow-oom'}" if name in ALLOW_OOM else "{}"
         start = "" if name in STANDALONE else "init(KEYS, ARGV)\n"
@@ -68,10 +88,6 @@ def library() -> str:
             f"  callback = function(KEYS, ARGV)\n{start}{_read(name)}\nend}}\n"
         )
     return "".join(parts)
-
-
-def library_version() -> str:
-    return hashlib.sha1(library().encode()).hexdigest()[:12]
 
 
 _WORD = re.compile(r"^[a-z_]+$")

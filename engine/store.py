@@ -321,7 +321,7 @@ class Store:
         """True when Redis (on a cluster: the node of this merchant's slot) has
         the function library (a new Redis has none; the next call would load
         it again anyway)."""
-        args = ("FUNCTION", "LIST", "LIBRARYNAME", scripts.LIBRARY)
+        args = ("FUNCTION", "LIST", "LIBRARYNAME", scripts.library_name())
         if self._cluster:
             libs = await self.redis.execute_command(
                 *args, target_nodes=self.redis.get_node_from_key(self.keys.prefix))

@@ -33,6 +33,7 @@ from redis.asyncio import BlockingConnectionPool
 from redis.asyncio import Redis as AsyncRedis
 from sqlalchemy import text
 
+from engine import scripts
 from engine.commands import Op, OrderLineRequest, PlaceOrder, PutSku, ReceiveStock, SkuQty
 from engine.keys import Keys
 from engine.store import Store
@@ -82,7 +83,7 @@ async def _populate(url: str, merchant: str, skus: int, orders: int) -> None:
                 cmd = PlaceOrder(order_id=f"o{n:06d}", channel="wholesale" if n % 3 else "dtc",
                                  policy="backorder", doc=header,
                                  lines=(OrderLineRequest(sku=names[(n * 7919) % skus], qty=1 + n % 3),))
-                pipe.fcall("onhand_reserve", 1, store.keys.prefix, f"p{n}", "", 0, op.now_ms, "bench",
+                pipe.fcall(scripts.function_name("reserve"), 1, store.keys.prefix, f"p{n}", "", 0, op.now_ms, "bench",
                            _encode.encode(cmd.payload()), 1000)
             await pipe.execute()
         if start % 20_000 == 0:

@@ -32,6 +32,7 @@ from pathlib import Path
 import msgspec
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from engine import scripts
 from engine.commands import Op, OrderLineRequest, PlaceOrder, PutSku, ReceiveStock, SkuQty
 from engine.store import Store
 from onhand.embedded import start_valkey
@@ -105,7 +106,7 @@ async def _run_unpipelined(store: Store, n: int, lines: int, hot: bool) -> tuple
 
 async def _run_pipelined(store: Store, n: int, lines: int, hot: bool, offset: int = 0) -> tuple[int, float, float]:
     """Same scripts, PIPELINE calls per round trip, 8 pipelines in flight."""
-    fn = "onhand_reserve"
+    fn = scripts.function_name("reserve")
     now = int(time.time() * 1000)
     batches = iter(range(offset, offset + n, PIPELINE))
 
@@ -211,7 +212,7 @@ async def _memory(url: str) -> tuple[float, float, float]:
                     cmd = PlaceOrder(order_id=f"ord_{tag}{i:015d}", channel="dtc", policy="all_or_nothing", doc=doc,
                                      lines=tuple(OrderLineRequest(sku=skus[(i * 10 + k) % len(skus)], qty=1)
                                                  for k in range(lines)))
-                    pipe.fcall("onhand_reserve", 1, store.keys.prefix, f"{tag}{i}", "", 0, op.now_ms, "bench",
+                    pipe.fcall(scripts.function_name("reserve"), 1, store.keys.prefix, f"{tag}{i}", "", 0, op.now_ms, "bench",
                                _encode.encode(cmd.payload()), 1000)
                 await pipe.execute()
             if start % 20_000 == 0:

@@ -41,8 +41,8 @@ def test_scripts_build_keys_only_from_the_merchant_prefix(name):
 def test_library_registers_every_operation_without_allow_oom_except_removals():
     """Functions without allow-oom are refused over maxmemory before they run."""
     source = scripts.library()
-    assert source.startswith("#!lua name=onhand\n")
+    assert source.startswith(f"#!lua name=onhand_{scripts.version()}\n")
     for name in scripts.NAMES:
         flags = "{'allow-oom'}" if name in scripts.ALLOW_OOM else "{}"
-        assert f"function_name = 'onhand_{name}', flags = {flags}" in source
+        assert f"function_name = 'onhand_{scripts.version()}_{name}', flags = {flags}" in source
     assert scripts.ALLOW_OOM == {"mark_synced"}
