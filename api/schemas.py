@@ -175,6 +175,18 @@ class CancelBody(Body, kw_only=True):
     lines: Annotated[list[SkuQtyBody], Meta(min_length=1, max_length=500)] | None = None
 
 
+Weight = Annotated[float, Meta(gt=0, le=1_000_000, description="pounds")]
+
+
+class CartonBody(Body, kw_only=True):
+    """One carton of a shipment: which units are in it, and the pallet it is on."""
+
+    lines: Annotated[list[SkuQtyBody], Meta(min_length=1, max_length=500)]
+    weight_lb: Weight | None = None
+    #: 1-based number of the pallet the carton is on.
+    pallet: Annotated[int, Meta(ge=1, le=5000)] | None = None
+
+
 class ShipmentBody(Body, kw_only=True):
     lines: Annotated[list[SkuQtyBody], Meta(min_length=1, max_length=500)]
     method: Literal["parcel", "freight"]
@@ -184,6 +196,11 @@ class ShipmentBody(Body, kw_only=True):
     tracking_url: Annotated[str, Meta(max_length=2048)] | None = None
     packages: Annotated[int, Meta(ge=1, le=100_000)] | None = None
     pallets: Annotated[int, Meta(ge=1, le=100_000)] | None = None
+    #: The cartons (and pallets) the units are packed in; each gets an SSCC-18.
+    cartons: Annotated[list[CartonBody], Meta(min_length=1, max_length=5000)] | None = None
+    bill_of_lading: Annotated[str, Meta(max_length=64)] | None = None
+    #: Gross weight of the shipment.
+    weight_lb: Weight | None = None
 
 
 class ReturnLineBody(Body, kw_only=True):
@@ -303,6 +320,15 @@ class ShipmentLine(View, kw_only=True):
     quantity: int
 
 
+class CartonView(View, kw_only=True):
+    number: int
+    #: None when the shipment was recorded without ONHAND_GS1_COMPANY_PREFIX.
+    sscc: str | None = None
+    weight_lb: float | None = None
+    pallet: int | None = None
+    lines: list[ShipmentLine]
+
+
 class ShipmentView(View, kw_only=True):
     id: str
     order_id: str
@@ -315,6 +341,11 @@ class ShipmentView(View, kw_only=True):
     packages: int | None = None
     pallets: int | None = None
     shipped_at: str
+    bill_of_lading: str | None = None
+    weight_lb: float | None = None
+    cartons: list[CartonView] = []
+    #: The SSCC of pallet n at index n - 1.
+    pallet_ssccs: list[str] = []
 
 
 class ReturnLineView(View, kw_only=True):

@@ -92,9 +92,10 @@ class OutboxEntry(msgspec.Struct):
         return cls(eid, _decode.decode(raw))
 
 
-def apply_batch(conn: Connection, entries: list[OutboxEntry]) -> int:
+def apply_batch(conn: Connection, entries: list[OutboxEntry], merchant: str = "default") -> int:
     """Applies the entries not applied yet, in the caller's transaction.
-    Returns how many were new."""
+    Returns how many were new. ``merchant`` is the store's, for the tables
+    that carry it."""
     if not entries:
         return 0
     entries = sorted(entries, key=lambda e: _stream_key(e.id))
@@ -119,6 +120,9 @@ def apply_batch(conn: Connection, entries: list[OutboxEntry]) -> int:
     _idempotency(conn, new)
     _shopify(conn, new)
     _shopify_sync(conn, new)
+    from persistence.shipping import apply_shipments  # cartons and invoices (issue 12)
+
+    apply_shipments(conn, new, merchant)
     return len(new)
 
 

@@ -381,6 +381,11 @@ class ShopifySyncWal(Base):
 # documents, cartons with their SSCCs, invoices, and the buyer-item
 # cross-reference. Every row carries its merchant.
 
+from datetime import date  # noqa: E402
+from decimal import Decimal  # noqa: E402
+
+from sqlalchemy import Date, Numeric  # noqa: E402
+
 
 class EdiCounter(Base):
     """A number that never goes back: interchange, group and transaction set

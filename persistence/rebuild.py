@@ -242,6 +242,11 @@ class Rebuilder:
 
         max_seq = max(max_seq, highest_sequence(conn))
         self.redis.set(k.seq, max_seq)
+        from persistence.shipping import SSCC_REBUILD_GAP, highest_serial
+
+        # SSCC serials: above every one PostgreSQL has, and above those a lost
+        # Redis may have handed out in the window it loses (the gap)
+        self.redis.set(k.sscc, highest_serial(conn, k.merchant) + SSCC_REBUILD_GAP)
 
         skus = conn.execute(select(Sku)).all()
         for done, sku in enumerate(skus, 1):

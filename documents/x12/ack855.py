@@ -37,6 +37,8 @@ class AckLine:
     cancelled: int = 0
     #: Why the line was rejected (never reached the order), else None.
     rejected: str | None = None
+    #: The caller's handle on the line (not written).
+    key: str = ""
 
     def acks(self) -> list[tuple[str, int]]:
         """(ACK01 code, units) for this line."""
