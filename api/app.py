@@ -17,6 +17,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import docs, metrics
 from api.customers import CustomerController
+from api.edi import EdiDocumentController, ImportController, InvoiceController, PartnerController
 from api.inventory import InventoryController
 from api.keys import ApiKeyController
 from api.middleware import AllowHeaderMiddleware, AuthMiddleware, RepeatedQueryMiddleware
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None, *, extra_controllers: list | No
 
     controllers = [ServiceController, InventoryController, CustomerController, OrderController,
                    ReturnController, ApiKeyController, ShopifyWebhookController,
+                   ImportController, EdiDocumentController, InvoiceController, PartnerController,
                    *(extra_controllers or [])]
     app = Litestar(
         route_handlers=controllers,

@@ -138,12 +138,33 @@ class ReceiptBody(Body, kw_only=True):
     lines: Annotated[list[SkuQtyBody], Meta(min_length=1, max_length=5000)]
 
 
+ItemQualifier = Literal["VN", "VP", "VC", "UP", "EN", "UK", "BP", "IN", "CB", "SK"]
+
+
+class EdiPartnerBody(Body, kw_only=True):
+    """A wholesale profile's trading-partner identity and options (docs/documents.md)."""
+
+    #: ISA05/ISA06 of the partner's interchanges (e.g. "12", "4405197800").
+    isa_qualifier: Annotated[str, Meta(min_length=2, max_length=2, pattern=r"^[A-Z0-9]{2}$")]
+    isa_id: Annotated[str, Meta(min_length=1, max_length=15, pattern=r"^[^*~>^\x00-\x1f]+$")]
+    #: GS02, when the partner sends several application ids under one ISA id.
+    gs_id: Annotated[str, Meta(min_length=1, max_length=15, pattern=r"^[^*~>^\x00-\x1f]+$")] | None = None
+    #: Which PO1 identifiers map to a SKU, in order (VN/VP/VC: our SKU; UP/EN/UK: the
+    #: SKU's UPC; BP/IN/CB/SK: the customer's item cross-reference).
+    item_qualifiers: Annotated[list[ItemQualifier], Meta(min_length=1, max_length=10)] | None = None
+    send_855: bool | None = None
+    send_856: bool | None = None
+    send_810: bool | None = None
+
+
 class ProfileBody(Body, kw_only=True):
     channel: Channel
     payment_terms: Terms | None = None
     backorder_policy: Policy | None = None
     shopify_customer_id: Annotated[str, Meta(max_length=32)] | None = None
     ship_to: Address | None = None
+    #: The trading partner behind a wholesale profile (EDI).
+    edi: EdiPartnerBody | None = None
 
 
 class CustomerBody(Body, kw_only=True):
@@ -398,6 +419,7 @@ class ProfileView(View, kw_only=True):
     backorder_policy: str | None = None
     shopify_customer_id: str | None = None
     ship_to: dict | None = None
+    edi: dict | None = None
 
 
 class CustomerView(View, kw_only=True):

@@ -134,7 +134,7 @@ def _lock(conn: Connection, merchant: str, key: str) -> None:
 
 def document_by_key(conn: Connection, merchant: str, key: str) -> EdiDocument | None:
     return conn.execute(select(EdiDocument).where(EdiDocument.merchant_id == merchant,
-                                                  EdiDocument.dedupe_key == key)).scalar()
+                                                  EdiDocument.dedupe_key == key)).first()
 
 
 def _slug(value: str | None) -> str:
@@ -172,8 +172,9 @@ def record_document(conn: Connection, merchant: str, *, kind: str, key: str, gro
 def record_blocked(conn: Connection, merchant: str, *, kind: str, key: str, reason: str,
                    customer_id: str | None = None, order_id: str | None = None,
                    shipment_id: str | None = None, po_number: str | None = None,
-                   partner: str | None = None) -> EdiDocument:
-    """Records why a document cannot go (no control numbers are taken)."""
+                   partner: str | None = None, status: str = "blocked") -> EdiDocument:
+    """Records why a document cannot go ("blocked"), or why it is not made
+    ("skipped": the partner does not take it). No control numbers are taken."""
     _lock(conn, merchant, key)
     existing = document_by_key(conn, merchant, key)
     if existing is not None:
@@ -181,7 +182,7 @@ def record_blocked(conn: Connection, merchant: str, *, kind: str, key: str, reas
             conn.execute(update(EdiDocument).where(EdiDocument.id == existing.id).values(reason=reason))
         return document_by_key(conn, merchant, key)
     conn.execute(insert(EdiDocument).values(
-        id="edi_" + uuid.uuid4().hex[:16], merchant_id=merchant, dedupe_key=key, kind=kind, status="blocked",
+        id="edi_" + uuid.uuid4().hex[:16], merchant_id=merchant, dedupe_key=key, kind=kind, status=status,
         customer_id=customer_id, order_id=order_id, shipment_id=shipment_id, po_number=po_number,
         partner=partner, reason=reason, created_at=datetime.now(UTC), st_controls=[]))
     return document_by_key(conn, merchant, key)
@@ -199,7 +200,7 @@ def write_outbox(conn: Connection, merchant: str, doc_id: str, folder: Path) -> 
     temporary name, fsync, rename) and marks it sent. Writing again after a
     crash between the rename and the update writes the same bytes."""
     doc = conn.execute(select(EdiDocument).where(EdiDocument.merchant_id == merchant,
-                                                 EdiDocument.id == doc_id)).scalar()
+                                                 EdiDocument.id == doc_id)).first()
     if doc is None or doc.content is None or doc.filename is None:
         return None
     folder.mkdir(parents=True, exist_ok=True)
@@ -243,12 +244,12 @@ def list_documents(conn: Connection, merchant: str, f: DocumentFilter, limit: in
     total = int(conn.scalar(select(func.count()).select_from(EdiDocument).where(where)))
     rows = conn.execute(select(EdiDocument).where(where)
                         .order_by(EdiDocument.created_at.desc(), EdiDocument.id).limit(limit).offset(offset))
-    return list(rows.scalars()), total
+    return list(rows.all()), total
 
 
 def get_document(conn: Connection, merchant: str, doc_id: str) -> EdiDocument | None:
     return conn.execute(select(EdiDocument).where(EdiDocument.merchant_id == merchant,
-                                                  EdiDocument.id == doc_id)).scalar()
+                                                  EdiDocument.id == doc_id)).first()
 
 
 def summary(doc: EdiDocument) -> dict[str, Any]:

@@ -132,15 +132,15 @@ def list_invoices(conn: Connection, merchant: str, f: InvoiceFilter, today: date
     where = _where(merchant, f, today)
     total = int(conn.scalar(select(func.count()).select_from(Invoice).where(where)))
     rows = conn.execute(select(Invoice).where(where).order_by(Invoice.number.desc())
-                        .limit(limit).offset(offset)).scalars().all()
+                        .limit(limit).offset(offset)).all()
     return list(rows), total
 
 
 def get_invoice(conn: Connection, merchant: str, invoice_id_: str) -> Invoice | None:
     return conn.execute(select(Invoice).where(Invoice.merchant_id == merchant,
-                                              Invoice.id == invoice_id_)).scalar()
+                                              Invoice.id == invoice_id_)).first()
 
 
 def invoice_for_shipment(conn: Connection, merchant: str, shipment_id: str) -> Invoice | None:
     return conn.execute(select(Invoice).where(Invoice.merchant_id == merchant,
-                                              Invoice.shipment_id == shipment_id)).scalar()
+                                              Invoice.shipment_id == shipment_id)).first()

@@ -14,6 +14,9 @@ Actors:
   itself again, like the drainers.
 - ``push_fulfillments()``: pushes shipments of Shopify orders as fulfillments
   (workers/fulfillment.py); short, sent by the watchdog every tick.
+- ``edi_shipment_documents()`` and ``edi_scan_inbox()``: 856/810 per
+  shipment of an EDI order, and the ONHAND_EDI_INBOX folder (workers/edi.py);
+  sent by the watchdog every tick.
 
 The watchdog thread (one per process) sends ``drain_outbox`` for every slot
 nobody holds (a worker died or a message was lost), re-queues unfinished
@@ -108,6 +111,8 @@ class Actors:
     fill_waiting: dramatiq.Actor
     sync_shopify: dramatiq.Actor
     push_fulfillments: dramatiq.Actor
+    edi_shipment_documents: dramatiq.Actor | None = None
+    edi_scan_inbox: dramatiq.Actor | None = None
 
 
 def build(settings: Settings, broker: RedisBroker, context: Context) -> Actors:
@@ -144,6 +149,16 @@ def build(settings: Settings, broker: RedisBroker, context: Context) -> Actors:
             return
         FulfillmentPusher(context.redis, context.engine, context.keys, context.shopify).run()
 
+    def edi_shipment_documents() -> None:
+        from workers import edi
+
+        edi.shipment_documents(context)
+
+    def edi_scan_inbox() -> None:
+        from workers import edi
+
+        edi.scan_inbox(settings)
+
     actors = Actors(
         broker=broker,
         drain_outbox=dramatiq.actor(drain_outbox, broker=broker, queue_name="outbox",
@@ -154,6 +169,10 @@ def build(settings: Settings, broker: RedisBroker, context: Context) -> Actors:
                                     max_retries=0, time_limit=int(SYNC_SLICE_S * 1000) + 120_000),
         push_fulfillments=dramatiq.actor(push_fulfillments, broker=broker, queue_name="shopify",
                                          max_retries=0, time_limit=300_000),
+        edi_shipment_documents=dramatiq.actor(edi_shipment_documents, broker=broker, queue_name="edi",
+                                              max_retries=0, time_limit=300_000),
+        edi_scan_inbox=dramatiq.actor(edi_scan_inbox, broker=broker, queue_name="edi",
+                                      max_retries=0, time_limit=600_000),
     )
     return actors
 
@@ -198,6 +217,14 @@ class Watchdog(threading.Thread):
             self.actors.fill_waiting.send(sku.decode())
         self.check_outbox_memory()
         self.keep_shopify_going()
+        self.keep_documents_going()
+
+    def keep_documents_going(self) -> None:
+        redis, keys = self.context.redis, self.context.keys
+        if not redis.exists(f"{keys.prefix}:edi:shipdocs:lock"):
+            self.actors.edi_shipment_documents.send()
+        if self.context.settings.edi_inbox is not None:
+            self.actors.edi_scan_inbox.send()
 
     def keep_shopify_going(self) -> None:
         settings, redis, keys = self.context.settings, self.context.redis, self.context.keys
