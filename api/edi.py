@@ -19,7 +19,7 @@ from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, Parameter
+from litestar.params import Body, JSONBody, Parameter
 
 from api import document_schemas as d
 from api.auth import EVERYONE, STAFF, Principal, requires
@@ -41,6 +41,7 @@ UPLOAD_MAX_BYTES = 10 * 1024 * 1024 + 64 * 1024
 IdPath = Annotated[str, Parameter(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 Limit = Annotated[int, Parameter(ge=1, le=200)]
 Offset = Annotated[int, Parameter(ge=0, le=10**9)]
+DryRun = Annotated[bool, Parameter(description="check and report everything, change nothing")]
 
 
 @dataclass
@@ -115,7 +116,7 @@ class ImportController(Controller):
           request_max_body_size=UPLOAD_MAX_BYTES, responses=responses(400, 401, 403, 404, 413, 429, 503),
           summary="Import wholesale orders from a CSV (one row per line); dry_run checks every row")
     async def orders(self, request: Request, services: NamedDependency[Services],
-                     data: Annotated[Upload, Multipart], dry_run: bool = False,
+                     data: Annotated[Upload, Multipart], dry_run: DryRun = False,
                      customer_id: Annotated[str | None, Parameter(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = None,
                      encoding: Annotated[str, Parameter(pattern=r"^[A-Za-z0-9_-]{1,32}$")] = "utf-8") -> Any:
         principal: Principal = request.user
@@ -134,7 +135,7 @@ class ImportController(Controller):
           request_max_body_size=UPLOAD_MAX_BYTES, responses=responses(400, 401, 403, 413, 429, 503),
           summary="Import wholesale customers with their profiles from a CSV")
     async def customers(self, request: Request, services: NamedDependency[Services],
-                        data: Annotated[Upload, Multipart], dry_run: bool = False,
+                        data: Annotated[Upload, Multipart], dry_run: DryRun = False,
                         encoding: Annotated[str, Parameter(pattern=r"^[A-Za-z0-9_-]{1,32}$")] = "utf-8") -> Any:
         report = await _importer(services, request.user).customers_csv(
             await _content(services, data), dry_run=dry_run, encoding=encoding, source=data.file.filename)
@@ -144,7 +145,7 @@ class ImportController(Controller):
           request_max_body_size=UPLOAD_MAX_BYTES, responses=responses(400, 401, 403, 413, 429, 503),
           summary="Import an X12 file of 850 purchase orders; answers the 997s and 855s it recorded")
     async def x12(self, request: Request, services: NamedDependency[Services],
-                  data: Annotated[Upload, Multipart], dry_run: bool = False) -> Any:
+                  data: Annotated[Upload, Multipart], dry_run: DryRun = False) -> Any:
         report = await _importer(services, request.user).x12(
             await _content(services, data), dry_run=dry_run, source=data.file.filename)
         return _answer(report)
@@ -293,7 +294,7 @@ class PartnerController(Controller):
          responses=responses(400, 401, 403, 404, 413, 429, 503),
          summary="Add or change buyer item -> SKU entries (others are kept)")
     async def put_refs(self, customer_id: IdPath, request: Request,
-                       services: NamedDependency[Services], data: d.ItemRefsBody) -> d.ItemRefList:
+                       services: NamedDependency[Services], data: JSONBody[d.ItemRefsBody]) -> d.ItemRefList:
         from api.schemas import strict_body
 
         body = await strict_body(request, d.ItemRefsBody)
@@ -319,7 +320,7 @@ class PartnerController(Controller):
          responses=responses(400, 401, 403, 404, 413, 422, 429, 503),
          summary="Replace one profile (terms, policy, ship-to, EDI partner options)")
     async def put_profile(self, customer_id: IdPath, profile_id: IdPath, request: Request,
-                          services: NamedDependency[Services], data: d.PutProfileBody) -> Any:
+                          services: NamedDependency[Services], data: JSONBody[d.PutProfileBody]) -> Any:
         from api.schemas import strict_body
 
         body = await strict_body(request, d.PutProfileBody)
