@@ -78,11 +78,9 @@ def _importer(services: Services, principal: Principal) -> Importer:
 
 
 def _answer(report: ImportReport) -> Response:
-    """200 with the report; a file refused as a whole is a 400 naming why."""
-    if not report.ok:
-        errors = [msgspec.to_builtins(p) | {"field": "file"} for p in report.problems]
-        raise ApiProblem(VALIDATION, "; ".join(p.message for p in report.problems)[:1000] or "file refused",
-                         errors=errors)
+    """200 with the report, also for a file refused as a whole (``ok`` is
+    false and ``problems`` say why): the upload was well-formed, what it
+    holds is what the report is about, and nothing was changed."""
     return Response(msgspec.to_builtins(report), status_code=200)
 
 

@@ -196,7 +196,7 @@ class CancelBody(Body, kw_only=True):
     lines: Annotated[list[SkuQtyBody], Meta(min_length=1, max_length=500)] | None = None
 
 
-Weight = Annotated[float, Meta(gt=0, le=1_000_000, description="pounds")]
+Weight = Annotated[float, Meta(ge=0.001, le=1_000_000, description="pounds")]
 
 
 class CartonBody(Body, kw_only=True):

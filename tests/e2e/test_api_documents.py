@@ -228,9 +228,10 @@ async def test_uploads_over_the_limit_get_413_before_they_are_read(redis_url, da
         # a file under the body limit but over ONHAND_IMPORT_MAX_BYTES is refused too
         r = await _upload(stack, "/v1/imports/orders", "x.csv", b"x" * (10 * 1024 * 1024 + 1))
         assert r.status_code == 413 and r.json()["type"] == "/problems/payload-too-large"
-        # and a file that cannot be read is a 400 naming why; a dry run changes nothing
+        # and a file that cannot be read is answered with a report naming why; a dry run changes nothing
         r = await _upload(stack, "/v1/imports/orders", "x.csv", b"PO,SKU\n1,A\n")
-        assert r.status_code == 400 and "missing column" in r.json()["detail"]
+        assert r.status_code == 200 and r.json()["ok"] is False
+        assert "missing column" in r.json()["problems"][0]["message"]
         r = await _upload(stack, "/v1/imports/orders", "x.csv", b"PO,SKU,Qty,Customer\n1,A,2,nobody\n",
                           dry_run="true")
         assert r.status_code == 200 and r.json()["orders"][0]["status"] == "rejected"

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
 import pytest
+from sqlalchemy import create_engine
 
+from engine.commands import PutRecord
+from persistence import edi
 from tests.conftest import ready_store
-from tests.documents_support import add_customer, add_sku, drain, importer
+from tests.documents_support import add_customer, add_sku, drain, importer, op
 
 pytestmark = pytest.mark.anyio
 
@@ -31,16 +35,9 @@ async def _setup(store, redis_url, database_url):
     await add_sku(store, "W3", 1)
     customer = await add_customer(store, "Acme Stores", backorder_policy="backorder")
     customer = {**customer, "account": "ACME-1"}
-    from engine.commands import PutRecord
-    import msgspec
-    from tests.documents_support import op
-
     await store.run(PutRecord(kind="customer", id=customer["id"], doc=msgspec.json.encode(customer).decode()),
                     op("cus"))
     await drain(store, redis_url, database_url)
-    from persistence import edi
-    from sqlalchemy import create_engine
-
     engine = create_engine(database_url)
     with engine.begin() as conn:
         edi.put_item_refs(conn, store.keys.merchant, customer["id"], {"THEIR-9": "W3"})
@@ -113,9 +110,6 @@ async def test_customers_import_is_idempotent(redis_url, database_url, tmp_path)
     keys = [k async for k in store.redis.scan_iter(match=f"{store.keys.prefix}:d:customer:*")]
     assert len(keys) == 2
     await drain(store, redis_url, database_url)
-    from persistence import edi
-    from sqlalchemy import create_engine
-
     engine = create_engine(database_url)
     with engine.connect() as conn:
         (partner,) = edi.find_partners(conn, "ZZ", "BIGBOX", None)
