@@ -16,6 +16,7 @@ run reads, checks and resolves everything and changes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 import uuid
@@ -300,7 +301,7 @@ class Importer:
         if po.bill_to is not None:
             edi["bill_to"] = po.bill_to.as_address()
         if po.terms is not None:
-            edi["terms"] = {k: v for k, v in msgspec.structs.asdict(_Terms(**po.terms.__dict__)).items() if v}
+            edi["terms"] = {k: v for k, v in dataclasses.asdict(po.terms).items() if v}
         if rejected:
             edi["rejected"] = rejected
         ship_to = po.ship_to.as_address() if po.ship_to is not None else profile.get("ship_to")
@@ -545,15 +546,6 @@ class Importer:
                                 idempotency_ttl_ms=self.settings.idempotency_ttl_s * 1000))
         outcome.status = "updated" if existing else "created"
         return outcome
-
-
-class _Terms(msgspec.Struct):
-    type: str = ""
-    basis: str = ""
-    discount_percent: str = ""
-    discount_days: str = ""
-    net_days: str = ""
-    description: str = ""
 
 
 def _same(a: dict, b: dict) -> bool:

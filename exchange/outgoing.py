@@ -205,23 +205,23 @@ def invoice_doc(settings: Settings, order: Order, shipment: dict, invoice: Any) 
 
 
 def record_856(conn: Connection, settings: Settings, order: Order, shipment: dict, at: datetime) -> EdiDocument:
-    env = order_envelope(settings, order.header)
-    doc, _ = pg.record_document(
-        conn, settings.merchant, kind="856", key=f"856:{shipment['id']}", groups=1, sets=1,
-        build=_render(env, "856", [asn856.segments(ship_notice(settings, order, shipment, at))], at),
-        customer_id=order.header.get("customer_id"), order_id=order.id, shipment_id=shipment["id"],
-        po_number=order.header.get("po_number"), partner=partner_label(env))
-    return doc
+    return _record_for_shipment(conn, settings, "856", order, shipment,
+                                asn856.segments(ship_notice(settings, order, shipment, at)), at)
 
 
 def record_810(conn: Connection, settings: Settings, order: Order, shipment: dict, invoice: Any,
                at: datetime) -> EdiDocument:
+    return _record_for_shipment(conn, settings, "810", order, shipment,
+                                invoice810.segments(invoice_doc(settings, order, shipment, invoice)), at)
+
+
+def _record_for_shipment(conn: Connection, settings: Settings, kind: str, order: Order, shipment: dict,
+                         body: list[list[str]], at: datetime) -> EdiDocument:
     env = order_envelope(settings, order.header)
     doc, _ = pg.record_document(
-        conn, settings.merchant, kind="810", key=f"810:{shipment['id']}", groups=1, sets=1,
-        build=_render(env, "810", [invoice810.segments(invoice_doc(settings, order, shipment, invoice))], at),
-        customer_id=order.header.get("customer_id"), order_id=order.id, shipment_id=shipment["id"],
-        po_number=order.header.get("po_number"), partner=partner_label(env))
+        conn, settings.merchant, kind=kind, key=f"{kind}:{shipment['id']}", groups=1, sets=1,
+        build=_render(env, kind, [body], at), customer_id=order.header.get("customer_id"), order_id=order.id,
+        shipment_id=shipment["id"], po_number=order.header.get("po_number"), partner=partner_label(env))
     return doc
 
 

@@ -94,40 +94,41 @@ class ShipmentDocuments:
             profile = next((p for p in (customer or {}).get("profiles") or []
                             if p.get("id") == row.header.get("profile_id")), {})
             options = profile.get("edi") or {}
-            if pg.document_by_key(conn, self.merchant, f"856:{shipment['id']}") is None:
-                if options.get("send_856") is False:
-                    pg.record_blocked(conn, self.merchant, kind="856", key=f"856:{shipment['id']}",
-                                      status="skipped", reason="the partner does not take 856s",
-                                      order_id=order.id, shipment_id=shipment["id"],
-                                      customer_id=row.header.get("customer_id"))
+            if self._due_kind(conn, "856", options, order, shipment):
+                skus = sorted({line["sku"] for line in shipment.get("lines") or []})
+                packs = dict(conn.execute(select(Sku.sku, Sku.case_pack).where(Sku.sku.in_(skus))).all())
+                problems = asn_check.problems(shipment, packs)
+                if problems:
+                    doc = pg.record_blocked(conn, self.merchant, kind="856", key=f"856:{shipment['id']}",
+                                            reason="; ".join(problems), order_id=order.id,
+                                            shipment_id=shipment["id"], po_number=row.header.get("po_number"),
+                                            customer_id=row.header.get("customer_id"))
+                    report.blocked.append(doc.id)
+                    log.warning("856 for shipment %s blocked: %s", shipment["id"], "; ".join(problems))
                 else:
-                    skus = sorted({line["sku"] for line in shipment.get("lines") or []})
-                    packs = dict(conn.execute(select(Sku.sku, Sku.case_pack).where(Sku.sku.in_(skus))).all())
-                    problems = asn_check.problems(shipment, packs)
-                    if problems:
-                        doc = pg.record_blocked(conn, self.merchant, kind="856", key=f"856:{shipment['id']}",
-                                                reason="; ".join(problems), order_id=order.id,
-                                                shipment_id=shipment["id"], po_number=row.header.get("po_number"),
-                                                customer_id=row.header.get("customer_id"))
-                        report.blocked.append(doc.id)
-                        log.warning("856 for shipment %s blocked: %s", shipment["id"], "; ".join(problems))
-                    else:
-                        made.append(outgoing.record_856(conn, self.settings, order, shipment, at).id)
-            if pg.document_by_key(conn, self.merchant, f"810:{shipment['id']}") is None:
-                if options.get("send_810") is False:
-                    pg.record_blocked(conn, self.merchant, kind="810", key=f"810:{shipment['id']}",
-                                      status="skipped", reason="the partner does not take 810s",
-                                      order_id=order.id, shipment_id=shipment["id"],
-                                      customer_id=row.header.get("customer_id"))
+                    made.append(outgoing.record_856(conn, self.settings, order, shipment, at).id)
+            if self._due_kind(conn, "810", options, order, shipment):
+                invoice = invoice_for_shipment(conn, self.merchant, shipment["id"])
+                if invoice is None:
+                    report.waiting += 1
                 else:
-                    invoice = invoice_for_shipment(conn, self.merchant, shipment["id"])
-                    if invoice is None:
-                        report.waiting += 1
-                    else:
-                        made.append(outgoing.record_810(conn, self.settings, order, shipment, invoice, at).id)
+                    made.append(outgoing.record_810(conn, self.settings, order, shipment, invoice, at).id)
         # after the commit: a document is in the folder only once it is recorded
         self._write(made)
         report.sent.extend(made)
+
+    def _due_kind(self, conn, kind: str, options: dict, order, shipment: dict) -> bool:
+        """True when the shipment's ``kind`` document is still to be made;
+        records it skipped when the partner does not take it."""
+        key = f"{kind}:{shipment['id']}"
+        if pg.document_by_key(conn, self.merchant, key) is not None:
+            return False
+        if options.get(f"send_{kind}") is False:
+            pg.record_blocked(conn, self.merchant, kind=kind, key=key, status="skipped",
+                              reason=f"the partner does not take {kind}s", order_id=order.id,
+                              shipment_id=shipment["id"], customer_id=order.header.get("customer_id"))
+            return False
+        return True
 
     def _write(self, ids: list[str]) -> None:
         for doc_id in ids:

@@ -46,6 +46,14 @@ class Allowance:
     description: str = ""
 
 
+def invoice_total(lines: list[InvoiceLine], allowances: list[Allowance]) -> Decimal:
+    """The lines' amounts, less allowances, plus charges."""
+    total = sum((line.amount for line in lines), Decimal(0))
+    for a in allowances:
+        total += a.amount if a.kind == "C" else -a.amount
+    return total.quantize(CENT)
+
+
 @dataclass
 class InvoiceDoc:
     number: str
@@ -65,10 +73,7 @@ class InvoiceDoc:
 
     @property
     def total(self) -> Decimal:
-        total = sum((line.amount for line in self.lines), Decimal(0))
-        for a in self.allowances:
-            total += a.amount if a.kind == "C" else -a.amount
-        return total.quantize(CENT)
+        return invoice_total(self.lines, self.allowances)
 
 
 def segments(inv: InvoiceDoc) -> list[Seg]:
@@ -120,10 +125,8 @@ class ReadInvoice:
 
     @property
     def computed_total(self) -> Decimal:
-        total = sum((line.amount for line in self.lines), Decimal(0))
-        for a in self.allowances:
-            total += a.amount if a.kind == "C" else -a.amount
-        return total.quantize(CENT)
+        """What the lines and allowances add up to (to hold TDS01 against)."""
+        return invoice_total(self.lines, self.allowances)
 
 
 def parse(ts: TransactionSet) -> ReadInvoice:
