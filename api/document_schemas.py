@@ -5,19 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import msgspec
-from litestar.datastructures import UploadFile
 from msgspec import Meta
 
 from api.schemas import Body, ProfileBody, Sku, View
 
 BuyerItem = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
-
-
-class UploadBody(msgspec.Struct, kw_only=True):
-    """A multipart/form-data upload with one file in the field ``file``."""
-
-    file: UploadFile
 
 
 class ItemRefBody(Body, kw_only=True):
