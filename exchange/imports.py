@@ -17,137 +17,27 @@ run reads, checks and resolves everything and changes nothing.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import time
-import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-import msgspec
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from documents import csv_customers, csv_orders
-from documents.tabular import RowError
 from documents.x12 import ack997, po850
 from documents.x12 import errors as x12e
 from documents.x12.reader import Group, Interchange, X12Error, read
-from engine.commands import OrderLineRequest, Op, PlaceOrder, PutRecord
-from engine.errors import Conflict, InsufficientStock, NotFound
-from engine.model import MAX_ORDER_LINES, Order, default_policy, Channel
-from engine.store import Store
+from engine.commands import OrderLineRequest, PlaceOrder
+from engine.model import MAX_ORDER_LINES, Channel, Order, default_policy
 from exchange import items as item_map
 from exchange import outgoing
-from exchange.report import (CustomerOutcome, DocumentRef, ImportReport, LineOutcome, OrderOutcome,
-                             Problem)
-from onhand.settings import Settings
+from exchange.csv_imports import CsvImports
+from exchange.placing import (Placed, Progress, _encode, _segment_problem, operation_id_for,  # noqa: F401
+                              order_id_for)
+from exchange.report import DocumentRef, ImportReport, LineOutcome, OrderOutcome, Problem
 from persistence import edi as pg
 
-Progress = Callable[[str, int, int], None]
-_encode = msgspec.json.Encoder()
 
-
-def _hash(*parts: str) -> str:
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
-
-
-def order_id_for(merchant: str, customer_id: str, po_number: str) -> str:
-    return "ord_" + _hash("po", merchant, customer_id, po_number.lower())[:16]
-
-
-def operation_id_for(merchant: str, customer_id: str, po_number: str) -> str:
-    return "imp-" + _hash("po", merchant, customer_id, po_number.lower())[:40]
-
-
-def _row_problem(err: RowError) -> Problem:
-    return Problem(message=err.message, line=err.line, column=err.column or None)
-
-
-def _segment_problem(err: x12e.SegmentError) -> Problem:
-    return Problem(message=err.message, segment=err.segment_id, position=err.position, line=err.line)
-
-
-def wholesale_profile(customer: dict) -> dict:
-    return next((p for p in customer.get("profiles") or [] if p.get("channel") == "wholesale"), {})
-
-
-@dataclass
-class _Placed:
-    """An order to place: its command and what the report says of its lines."""
-
-    outcome: OrderOutcome
-    command: PlaceOrder | None
-    op_id: str
-    header: dict
-    #: Report lines in order-line order, then the rejected ones.
-    lines: list[LineOutcome] = field(default_factory=list)
-    #: How many of ``lines`` are on the order (the rest were rejected).
-    placed: int = 0
-
-
-class Importer:
-    def __init__(self, store: Store, pg_engine: AsyncEngine, settings: Settings, *, actor: str = "import"):
-        self.store = store
-        self.pg = pg_engine
-        self.settings = settings
-        self.merchant = store.keys.merchant
-        self.actor = actor
-
-    async def _pg(self, fn, *args, **kwargs):
-        async with self.pg.begin() as conn:
-            return await conn.run_sync(lambda c: fn(c, *args, **kwargs))
-
-    # ------------------------------------------------------------ shared
-
-    async def _skus(self, candidates: set[str]) -> dict[str, dict]:
-        names = sorted(s for s in candidates if item_map.valid_sku(s))
-        found = await self.store.inventory(names) if names else []
-        return {n: inv.details for n, inv in zip(names, found, strict=True) if inv is not None}
-
-    async def _place(self, placed: _Placed, dry_run: bool) -> Order | None:
-        """Places the order (or, dry, looks whether it exists). Sets the outcome."""
-        cmd, outcome = placed.command, placed.outcome
-        if cmd is None:
-            return None
-        if dry_run:
-            existing = await self.store.order(cmd.order_id) or await self._stored_order(cmd.order_id)
-            outcome.status = "exists" if existing is not None else "would_create"
-            return existing
-        op = Op(op_id=placed.op_id, now_ms=int(time.time() * 1000), actor=self.actor,
-                idempotency_ttl_ms=self.settings.idempotency_ttl_s * 1000)
-        try:
-            result = await self.store.run(cmd, op)
-        except InsufficientStock as exc:
-            outcome.status = "refused"
-            short = ", ".join(f"{s.sku} ({s.requested} wanted, {s.available} available)" for s in exc.lines)
-            outcome.problems.append(Problem(message=f"all_or_nothing and not enough stock: {short}"))
-            return None
-        except Conflict as exc:
-            if exc.reason != "order_exists":
-                raise
-            outcome.status = "exists"
-            return await self.store.order(cmd.order_id) or await self._stored_order(cmd.order_id)
-        except NotFound as exc:
-            outcome.status = "rejected"
-            outcome.problems.append(Problem(message=f"unknown SKU(s): {', '.join(exc.ids)}"))
-            return None
-        outcome.status = "exists" if result.replayed else "created"
-        return result.order
-
-    async def _stored_order(self, order_id: str) -> Order | None:
-        from api.reads import OrderReader
-
-        return await OrderReader(self.store, self.pg).get(order_id)
-
-    @staticmethod
-    def _fill_lines(placed: _Placed, order: Order | None) -> None:
-        if order is None:
-            return
-        for outcome, line in zip(placed.lines, order.lines, strict=False):
-            outcome.reserved, outcome.backordered, outcome.cancelled = (
-                line.reserved + line.shipped, line.backordered, line.cancelled)
+class Importer(CsvImports):
+    """Imports X12 850s (here) and CSV orders and customers (exchange/csv_imports.py)."""
 
     # ------------------------------------------------------------ X12
 
@@ -234,7 +124,7 @@ class Importer:
             await self._sent(doc, report)
 
     async def _plan_850s(self, ic: Interchange, group: Group, partner: pg.Partner,
-                         pos: list[po850.PurchaseOrder], at: datetime) -> list[_Placed]:
+                         pos: list[po850.PurchaseOrder], at: datetime) -> list[Placed]:
         customer, profile = partner.customer, partner.profile
         qualifiers = partner.edi.get("item_qualifiers") or item_map.DEFAULT_QUALIFIERS
         all_pairs = [line.ids for po in pos for line in po.lines]
@@ -248,7 +138,7 @@ class Importer:
 
     def _plan_850(self, po: po850.PurchaseOrder, ic: Interchange, group: Group, customer: dict,
                   profile: dict, qualifiers: list[str], lookups: item_map.Lookups,
-                  us: outgoing.Identity, at: datetime) -> _Placed:
+                  us: outgoing.Identity, at: datetime) -> Placed:
         cid = customer["id"]
         outcome = OrderOutcome(po_number=po.po_number, customer_id=cid, status="rejected")
         statics, rejected, requests, placed_lines, rejected_lines = [], [], [], [], []
@@ -311,7 +201,7 @@ class Importer:
             "created_at_ms": int(at.timestamp() * 1000), "ship_to": ship_to, "source": "edi",
             "lines": statics, "edi": edi,
         }.items() if v}
-        placed = _Placed(outcome, None, operation_id_for(self.merchant, cid, po.po_number), header,
+        placed = Placed(outcome, None, operation_id_for(self.merchant, cid, po.po_number), header,
                          placed_lines + rejected_lines, len(placed_lines))
         outcome.lines = placed.lines
         outcome.problems = [_segment_problem(e) for e in po.line_errors]
@@ -333,7 +223,7 @@ class Importer:
         outcome.order_id = placed.command.order_id
         return placed
 
-    async def _acknowledge_po(self, placed: _Placed, order: Order | None, partner: pg.Partner,
+    async def _acknowledge_po(self, placed: Placed, order: Order | None, partner: pg.Partner,
                               report: ImportReport, at: datetime) -> None:
         outcome = placed.outcome
         if order is not None:
@@ -359,204 +249,3 @@ class Importer:
         report.documents.append(DocumentRef(id=doc.id, kind=doc.kind, interchange_control=doc.isa_control,
                                             status="sent"))
 
-    # ------------------------------------------------------------ CSV orders
-
-    async def orders_csv(self, data: bytes, *, customer_id: str | None = None, dry_run: bool = False,
-                         progress: Progress | None = None, encoding: str = "utf-8",
-                         source: str | None = None) -> ImportReport:
-        started = time.monotonic()
-        report = ImportReport(kind="orders_csv", dry_run=dry_run, source=source)
-        parsed = csv_orders.parse(data, encoding=encoding)
-        if parsed.errors and not parsed.orders:
-            report.ok = False
-            report.problems = [_row_problem(e) for e in parsed.errors]
-            return report
-        report.problems = [_row_problem(e) for e in parsed.errors]
-        customers = await self._csv_customers(parsed.orders, customer_id)
-        lookups = await self._csv_lookups(parsed.orders, customers)
-        plans = [self._plan_csv(o, customers.get(o.customer.lower()), customer_id, lookups, parsed)
-                 for o in parsed.orders]
-        for done, placed in enumerate(plans, 1):
-            order = await self._place(placed, dry_run)
-            self._fill_lines(placed, order)
-            report.orders.append(placed.outcome)
-            if progress:
-                progress("orders", done, len(plans))
-        report.seconds = time.monotonic() - started
-        return report
-
-    async def _csv_customers(self, orders: list[csv_orders.CsvOrder], given: str | None) -> dict[str, Any]:
-        """customer value (lower-cased) -> customer doc, or a problem text."""
-        out: dict[str, Any] = {}
-        if given is not None:
-            doc = await _customer_doc(self.store, given)
-            for key in {o.customer.lower() for o in orders}:
-                out[key] = doc if doc is not None else f"no customer {given}"
-            return out
-        for key in sorted({o.customer.lower() for o in orders}):
-            if not key:
-                out[key] = "no customer: give a customer column (customer id, account or name)"
-                continue
-            found = await self._pg(pg.customers_by_key, key)
-            if len(found) == 1:
-                out[key] = found[0]
-            else:
-                out[key] = (f"no customer {key!r} (by id, account or name)" if not found else
-                            f"customer {key!r} is ambiguous: {len(found)} customers have this name")
-        return out
-
-    async def _csv_lookups(self, orders: list[csv_orders.CsvOrder], customers: dict[str, Any]):
-        upc_list = sorted({line.upc for o in orders for line in o.lines if line.upc and not line.sku})
-        upcs = await self._pg(pg.skus_by_upc, upc_list)
-        refs: dict[str, dict[str, str]] = {}
-        for o in orders:
-            doc = customers.get(o.customer.lower())
-            if isinstance(doc, dict) and doc["id"] not in refs:
-                wanted = sorted({line.buyer_item for oo in orders if oo.customer.lower() == o.customer.lower()
-                                 for line in oo.lines if line.buyer_item and not line.sku and not line.upc})
-                refs[doc["id"]] = await self._pg(pg.item_refs, self.merchant, doc["id"], wanted)
-        candidates = {line.sku for o in orders for line in o.lines if line.sku}
-        candidates |= {s for skus in upcs.values() for s in skus}
-        candidates |= {s for r in refs.values() for s in r.values()}
-        return await self._skus(candidates), upcs, refs
-
-    def _plan_csv(self, o: csv_orders.CsvOrder, customer: Any, given: str | None, lookups,
-                  parsed: csv_orders.CsvOrders) -> _Placed:
-        skus, upcs, refs = lookups
-        outcome = OrderOutcome(po_number=o.po_number, status="rejected")
-        problems = [_row_problem(e) for e in o.errors]
-        col = parsed.columns
-        if given is not None and o.customer and isinstance(customer, dict) and \
-                o.customer.lower() not in (customer["id"].lower(), (customer.get("name") or "").lower(),
-                                           (customer.get("account") or "").lower()):
-            problems.append(Problem(message=f"the row names customer {o.customer!r}, the import is for {given}",
-                                    line=o.first_line, column=col.get("customer")))
-        if not isinstance(customer, dict):
-            problems.append(Problem(message=str(customer), line=o.first_line, column=col.get("customer")))
-            outcome.problems = problems
-            return _Placed(outcome, None, "", {})
-        cid = customer["id"]
-        outcome.customer_id = cid
-        profile = wholesale_profile(customer)
-        merged: dict[str, list] = {}
-        lines = []
-        for line in o.lines:
-            sku = None
-            if line.sku:
-                sku = line.sku if line.sku in skus else None
-                why = f"unknown SKU {line.sku!r}"
-                column = col.get("sku")
-            elif line.upc:
-                found = upcs.get(line.upc, [])
-                sku = found[0] if len(found) == 1 and found[0] in skus else None
-                why = f"no SKU has the UPC {line.upc!r}" if not found else f"UPC {line.upc!r} is on several SKUs"
-                column = col.get("upc")
-            else:
-                mapped = refs.get(cid, {}).get(line.buyer_item)
-                sku = mapped if mapped in skus else None
-                why = f"buyer item {line.buyer_item!r} is not in the customer's cross-reference"
-                column = col.get("buyer_item")
-            lines.append(LineOutcome(line=str(line.line), item=line.item, sku=sku, units=line.quantity,
-                                     error=None if sku else why))
-            if sku is None:
-                problems.append(Problem(message=why, line=line.line, column=column))
-                continue
-            if sku in merged:
-                merged[sku][0] += line.quantity
-                merged[sku][1] = merged[sku][1] or line.unit_price
-            else:
-                merged[sku] = [line.quantity, line.unit_price]
-        outcome.lines = lines
-        outcome.problems = problems
-        placed = _Placed(outcome, None, operation_id_for(self.merchant, cid, o.po_number), {}, [])
-        if problems:
-            return placed  # all-or-nothing per order
-        if len(merged) > MAX_ORDER_LINES:
-            outcome.problems.append(Problem(message=f"{len(merged)} SKUs: an order has at most {MAX_ORDER_LINES}",
-                                            line=o.first_line))
-            return placed
-        f = o.fields
-        header = {k: v for k, v in {
-            "customer_id": cid, "profile_id": profile.get("id"), "po_number": o.po_number,
-            "payment_terms": profile.get("payment_terms"), "currency": f.get("currency"),
-            "created_at_ms": int(time.time() * 1000), "ship_to": o.ship_to or profile.get("ship_to"),
-            "notes": f.get("notes"), "source": "csv", "ship_date": f.get("ship_date"),
-            "cancel_date": f.get("cancel_date"),
-        }.items() if v}
-        if any(p for _, p in merged.values()):
-            header["lines"] = [{"unit_price": p} if p else {} for _, p in merged.values()]
-        policy = profile.get("backorder_policy") or default_policy(Channel.WHOLESALE)
-        placed.header = header
-        placed.command = PlaceOrder(order_id=order_id_for(self.merchant, cid, o.po_number), channel="wholesale",
-                                    policy=str(policy), doc=_encode.encode(header).decode(),
-                                    lines=tuple(OrderLineRequest(sku=s, qty=q) for s, (q, _) in merged.items()))
-        # the report's lines follow the order's (merged) lines
-        placed.lines = [next(lo for lo in lines if lo.sku == s) for s in merged]
-        outcome.order_id = placed.command.order_id
-        return placed
-
-    # ------------------------------------------------------------ CSV customers
-
-    async def customers_csv(self, data: bytes, *, dry_run: bool = False, progress: Progress | None = None,
-                            encoding: str = "utf-8", source: str | None = None) -> ImportReport:
-        started = time.monotonic()
-        report = ImportReport(kind="customers_csv", dry_run=dry_run, source=source)
-        parsed = csv_customers.parse(data, encoding=encoding)
-        if parsed.errors and not parsed.customers and parsed.rows == 0:
-            report.ok = False
-        for err in parsed.errors:
-            report.customers.append(CustomerOutcome(line=err.line, name="", status="rejected",
-                                                    problems=[_row_problem(err)]))
-        for done, c in enumerate(parsed.customers, 1):
-            report.customers.append(await self._customer(c, dry_run))
-            if progress:
-                progress("customers", done, len(parsed.customers))
-        report.customers.sort(key=lambda c: c.line)
-        report.seconds = time.monotonic() - started
-        return report
-
-    async def _customer(self, c: csv_customers.CsvCustomer, dry_run: bool) -> CustomerOutcome:
-        cid = "cus_" + _hash("customer", self.merchant, c.key)[:16]
-        outcome = CustomerOutcome(line=c.line, name=c.name, customer_id=cid, status="rejected")
-        edi = c.profile.get("edi") or {}
-        if edi.get("isa_id"):
-            others = [p for p in await self._pg(pg.find_partners, edi["isa_qualifier"], edi["isa_id"],
-                                                edi.get("gs_id")) if p.customer["id"] != cid]
-            if others:
-                outcome.problems.append(Problem(
-                    message=f"EDI identity {edi['isa_qualifier']}/{edi['isa_id']} belongs to customer "
-                            f"{others[0].customer['id']} ({others[0].customer.get('name')})", line=c.line))
-                return outcome
-        existing = await _customer_doc(self.store, cid)
-        profiles = [p for p in (existing or {}).get("profiles") or [] if p.get("channel") != "wholesale"]
-        old = wholesale_profile(existing or {})
-        profile = {"id": old.get("id") or "prf_" + _hash("profile", cid)[:16], **c.profile}
-        doc = {"id": cid, "name": c.name, "email": c.email, "phone": c.phone, "account": c.account or None,
-               "profiles": [*profiles, profile],
-               "created_at_ms": (existing or {}).get("created_at_ms") or int(time.time() * 1000)}
-        if existing is not None and _same(existing, doc):
-            outcome.status = "unchanged"
-            return outcome
-        if dry_run:
-            outcome.status = "would_update" if existing else "would_create"
-            return outcome
-        text = _encode.encode(doc).decode()
-        await self.store.run(PutRecord(kind="customer", id=cid, doc=text),
-                             Op(op_id="cust-" + _hash(text)[:40], now_ms=int(time.time() * 1000), actor=self.actor,
-                                idempotency_ttl_ms=self.settings.idempotency_ttl_s * 1000))
-        outcome.status = "updated" if existing else "created"
-        return outcome
-
-
-def _same(a: dict, b: dict) -> bool:
-    keys = ("name", "email", "phone", "account", "profiles")
-    return all(a.get(k) == b.get(k) for k in keys)
-
-
-async def _customer_doc(store: Store, customer_id: str) -> dict | None:
-    raw = await store.redis.hget(f"{store.keys.prefix}:d:customer:{customer_id}", "doc")
-    return msgspec.json.decode(raw) if raw else None
-
-
-def new_import_id() -> str:
-    return "imp_" + uuid.uuid4().hex[:16]
