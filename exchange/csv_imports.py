@@ -3,16 +3,20 @@
 
 from __future__ import annotations
 
+import msgspec
+
 import time
 from typing import Any
 
 from documents import csv_customers, csv_orders
 from engine.commands import OrderLineRequest, Op, PlaceOrder, PutRecord
 from engine.model import MAX_ORDER_LINES, Channel, default_policy
-from exchange.placing import (ImporterBase, Placed, Progress, _customer_doc, _encode, _hash, _row_problem,
+from exchange.placing import (ImporterBase, Placed, Progress, customer_doc, digest, row_problem,
                               operation_id_for, order_id_for, wholesale_profile)
 from exchange.report import CustomerOutcome, ImportReport, LineOutcome, OrderOutcome, Problem
 from persistence import edi as pg
+
+_encode = msgspec.json.Encoder()
 
 
 class CsvImports(ImporterBase):
@@ -26,9 +30,9 @@ class CsvImports(ImporterBase):
         parsed = csv_orders.parse(data, encoding=encoding)
         if parsed.errors and not parsed.orders:
             report.ok = False
-            report.problems = [_row_problem(e) for e in parsed.errors]
+            report.problems = [row_problem(e) for e in parsed.errors]
             return report
-        report.problems = [_row_problem(e) for e in parsed.errors]
+        report.problems = [row_problem(e) for e in parsed.errors]
         customers = await self._csv_customers(parsed.orders, customer_id)
         lookups = await self._csv_lookups(parsed.orders, customers)
         plans = [self._plan_csv(o, customers.get(o.customer.lower()), customer_id, lookups, parsed)
@@ -46,7 +50,7 @@ class CsvImports(ImporterBase):
         """customer value (lower-cased) -> customer doc, or a problem text."""
         out: dict[str, Any] = {}
         if given is not None:
-            doc = await _customer_doc(self.store, given)
+            doc = await customer_doc(self.store, given)
             for key in {o.customer.lower() for o in orders}:
                 out[key] = doc if doc is not None else f"no customer {given}"
             return out
@@ -81,7 +85,7 @@ class CsvImports(ImporterBase):
                   parsed: csv_orders.CsvOrders) -> Placed:
         skus, upcs, refs = lookups
         outcome = OrderOutcome(po_number=o.po_number, status="rejected")
-        problems = [_row_problem(e) for e in o.errors]
+        problems = [row_problem(e) for e in o.errors]
         col = parsed.columns
         if given is not None and o.customer and isinstance(customer, dict) and \
                 o.customer.lower() not in (customer["id"].lower(), (customer.get("name") or "").lower(),
@@ -163,7 +167,7 @@ class CsvImports(ImporterBase):
             report.ok = False
         for err in parsed.errors:
             report.customers.append(CustomerOutcome(line=err.line, name="", status="rejected",
-                                                    problems=[_row_problem(err)]))
+                                                    problems=[row_problem(err)]))
         for done, c in enumerate(parsed.customers, 1):
             report.customers.append(await self._customer(c, dry_run))
             if progress:
@@ -173,7 +177,7 @@ class CsvImports(ImporterBase):
         return report
 
     async def _customer(self, c: csv_customers.CsvCustomer, dry_run: bool) -> CustomerOutcome:
-        cid = "cus_" + _hash("customer", self.merchant, c.key)[:16]
+        cid = "cus_" + digest("customer", self.merchant, c.key)[:16]
         outcome = CustomerOutcome(line=c.line, name=c.name, customer_id=cid, status="rejected")
         edi = c.profile.get("edi") or {}
         if edi.get("isa_id"):
@@ -184,10 +188,10 @@ class CsvImports(ImporterBase):
                     message=f"EDI identity {edi['isa_qualifier']}/{edi['isa_id']} belongs to customer "
                             f"{others[0].customer['id']} ({others[0].customer.get('name')})", line=c.line))
                 return outcome
-        existing = await _customer_doc(self.store, cid)
+        existing = await customer_doc(self.store, cid)
         profiles = [p for p in (existing or {}).get("profiles") or [] if p.get("channel") != "wholesale"]
         old = wholesale_profile(existing or {})
-        profile = {"id": old.get("id") or "prf_" + _hash("profile", cid)[:16], **c.profile}
+        profile = {"id": old.get("id") or "prf_" + digest("profile", cid)[:16], **c.profile}
         doc = {"id": cid, "name": c.name, "email": c.email, "phone": c.phone, "account": c.account or None,
                "profiles": [*profiles, profile],
                "created_at_ms": (existing or {}).get("created_at_ms") or int(time.time() * 1000)}
@@ -199,7 +203,7 @@ class CsvImports(ImporterBase):
             return outcome
         text = _encode.encode(doc).decode()
         await self.store.run(PutRecord(kind="customer", id=cid, doc=text),
-                             Op(op_id="cust-" + _hash(text)[:40], now_ms=int(time.time() * 1000), actor=self.actor,
+                             Op(op_id="cust-" + digest(text)[:40], now_ms=int(time.time() * 1000), actor=self.actor,
                                 idempotency_ttl_ms=self.settings.idempotency_ttl_s * 1000))
         outcome.status = "updated" if existing else "created"
         return outcome

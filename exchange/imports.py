@@ -16,6 +16,8 @@ run reads, checks and resolves everything and changes nothing.
 
 from __future__ import annotations
 
+import msgspec
+
 import dataclasses
 import time
 from datetime import UTC, datetime
@@ -30,10 +32,12 @@ from engine.model import MAX_ORDER_LINES, Channel, Order, default_policy
 from exchange import items as item_map
 from exchange import outgoing
 from exchange.csv_imports import CsvImports
-from exchange.placing import (Placed, Progress, _encode, _segment_problem, operation_id_for,  # noqa: F401
+from exchange.placing import (Placed, Progress, segment_problem, operation_id_for,  # noqa: F401
                               order_id_for)
 from exchange.report import DocumentRef, ImportReport, LineOutcome, OrderOutcome, Problem
 from persistence import edi as pg
+
+_encode = msgspec.json.Encoder()
 
 
 class Importer(CsvImports):
@@ -101,7 +105,7 @@ class Importer(CsvImports):
                 if ack.status == "R":
                     outcome = OrderOutcome(po_number=po.po_number or f"(set {ts.control})",
                                            customer_id=partner.customer["id"], status="rejected",
-                                           problems=[_segment_problem(e) for e in po.errors])
+                                           problems=[segment_problem(e) for e in po.errors])
                     report.orders.append(outcome)
                 else:
                     orders.append((po, ts))
@@ -204,7 +208,7 @@ class Importer(CsvImports):
         placed = Placed(outcome, None, operation_id_for(self.merchant, cid, po.po_number), header,
                          placed_lines + rejected_lines, len(placed_lines))
         outcome.lines = placed.lines
-        outcome.problems = [_segment_problem(e) for e in po.line_errors]
+        outcome.problems = [segment_problem(e) for e in po.line_errors]
         if po.purpose not in ("00", "05", "06", "07"):
             outcome.problems.append(Problem(message=(
                 f"BEG01 purpose {po.purpose!r} (cancellation or change) is not applied automatically: "

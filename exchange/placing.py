@@ -23,26 +23,25 @@ from exchange.report import LineOutcome, OrderOutcome, Problem
 from onhand.settings import Settings
 
 Progress = Callable[[str, int, int], None]
-_encode = msgspec.json.Encoder()
 
 
-def _hash(*parts: str) -> str:
+def digest(*parts: str) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def order_id_for(merchant: str, customer_id: str, po_number: str) -> str:
-    return "ord_" + _hash("po", merchant, customer_id, po_number.lower())[:16]
+    return "ord_" + digest("po", merchant, customer_id, po_number.lower())[:16]
 
 
 def operation_id_for(merchant: str, customer_id: str, po_number: str) -> str:
-    return "imp-" + _hash("po", merchant, customer_id, po_number.lower())[:40]
+    return "imp-" + digest("po", merchant, customer_id, po_number.lower())[:40]
 
 
-def _row_problem(err: RowError) -> Problem:
+def row_problem(err: RowError) -> Problem:
     return Problem(message=err.message, line=err.line, column=err.column or None)
 
 
-def _segment_problem(err: x12e.SegmentError) -> Problem:
+def segment_problem(err: x12e.SegmentError) -> Problem:
     return Problem(message=err.message, segment=err.segment_id, position=err.position, line=err.line)
 
 
@@ -127,6 +126,6 @@ class ImporterBase:
                 line.reserved + line.shipped, line.backordered, line.cancelled)
 
 
-async def _customer_doc(store: Store, customer_id: str) -> dict | None:
+async def customer_doc(store: Store, customer_id: str) -> dict | None:
     raw = await store.redis.hget(f"{store.keys.prefix}:d:customer:{customer_id}", "doc")
     return msgspec.json.decode(raw) if raw else None
