@@ -18,6 +18,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from api import docs, metrics
 from api.customers import CustomerController
 from api.dead_letters import DeadLetterController
+from api.edi import EdiDocumentController, ImportController, InvoiceController, PartnerController
 from api.inventory import InventoryController
 from api.keys import ApiKeyController
 from api.ledger import LedgerController
@@ -82,7 +83,8 @@ def create_app(settings: Settings | None = None, *, extra_controllers: list | No
 
     controllers = [ServiceController, InventoryController, CustomerController, OrderController,
                    ReturnController, ApiKeyController, ShopifyWebhookController, LedgerController,
-                   DeadLetterController, *(extra_controllers or [])]
+                   DeadLetterController, ImportController, EdiDocumentController, InvoiceController,
+                   PartnerController, *(extra_controllers or [])]
     app = Litestar(
         route_handlers=controllers,
         lifespan=[lifespan],

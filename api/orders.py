@@ -115,6 +115,17 @@ async def _resolve_order(services: Services, principal: Principal, data: s.Order
     return {"customer_id": customer_id, "profile": profile, "policy": str(policy)}
 
 
+def packed(data: s.ShipmentBody) -> list[dict[str, Any]] | None:
+    """The cartons as the shipment keeps them. What they hold is not held
+    against the shipment's lines here: the 856's readiness check reports
+    cartons that do not add up to what shipped (docs/documents.md)."""
+    if not data.cartons:
+        return None
+    return [_present({"number": i + 1, "weight_lb": carton.weight_lb, "pallet": carton.pallet,
+                      "lines": [{"sku": l.sku, "quantity": l.quantity} for l in carton.lines]})
+            for i, carton in enumerate(data.cartons)]
+
+
 class OrderController(Controller):
     tags = ["orders"]
 
@@ -210,6 +221,8 @@ class OrderController(Controller):
     async def ship(self, order_id: IdPath, data: JSONBody[s.ShipmentBody], request: Request,
                    services: NamedDependency[Services]) -> s.ShipmentView:
         data = await s.strict_body(request, s.ShipmentBody)
+        cartons = packed(data)
+
         async def build() -> ShipOrder:
             await visible_order(services, request.user, order_id)
             shipment = {
@@ -217,8 +230,15 @@ class OrderController(Controller):
                 "service": data.service, "tracking_number": data.tracking_number,
                 "tracking_url": data.tracking_url, "packages": data.packages, "pallets": data.pallets,
             }
+            # only what is given (the shipment is kept with the order in Redis)
+            shipment.update(_present({"bill_of_lading": data.bill_of_lading, "weight_lb": data.weight_lb,
+                                      "cartons": cartons}))
+            if cartons:  # the counts follow the cartons
+                shipment["packages"] = len(cartons)
+                shipment["pallets"] = max([data.pallets or 0] + [c.get("pallet") or 0 for c in cartons]) or None
             return ShipOrder(order_id=order_id, shipment=shipment,
-                             lines=tuple(SkuQty(sku=l.sku, qty=l.quantity) for l in data.lines))
+                             lines=tuple(SkuQty(sku=l.sku, qty=l.quantity) for l in data.lines),
+                             sscc_prefix=services.settings.sscc_prefix if cartons else "")
 
         result = await services.operations.run(request, request.user, data, build)
         return shipment_view(result.data["shipment"])

@@ -22,7 +22,8 @@ def _address(ship_to: dict[str, Any] | None) -> list[str]:
     if not ship_to:
         return ["(no ship-to address)"]
     city = " ".join(p for p in (ship_to.get("zip"), ship_to.get("city")) if p)
-    parts = [ship_to.get("name"), ship_to.get("company"), ship_to.get("address1"),
+    parts = [ship_to.get("name"), ship_to.get("company"),
+             f"Store {ship_to['location_id']}" if ship_to.get("location_id") else None, ship_to.get("address1"),
              ship_to.get("address2"), city, ship_to.get("province"),
              ship_to.get("country") or ship_to.get("country_code"), ship_to.get("phone")]
     return [p for p in parts if p]
@@ -75,12 +76,52 @@ def packing_slip(order: Order, *, merchant: str, names: dict[str, str | None],
         pdf.cell(0, 5, _latin1(line), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
     _table(pdf, "Shipped", shipped, names, empty="nothing shipped yet")
+    _cartons(pdf, shipments)
     pdf.ln(3)
     _table(pdf, "Still backordered", backordered, names, empty="nothing backordered")
     if exceptions:
         pdf.ln(3)
         _table(pdf, "Not in stock, being resolved by our staff", exceptions, names, empty="")
     return bytes(pdf.output())
+
+
+def _cartons(pdf: FPDF, shipments: list[dict[str, Any]]) -> None:
+    """Each carton of the shipments with its SSCC and contents."""
+    cartons = [(x, c) for x in shipments for c in x.get("cartons") or []]
+    if not cartons:
+        return
+    pdf.ln(3)
+    pdf.set_font("helvetica", "B", 11)
+    pdf.cell(0, 7, "Cartons", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("helvetica", "", 9)
+    with pdf.table(col_widths=(20, 55, 100), text_align=("LEFT", "LEFT", "LEFT")) as table:
+        header = table.row()
+        for cell in ("Carton", "SSCC", "Contents"):
+            header.cell(cell)
+        for i, (x, c) in enumerate(cartons, 1):
+            row = table.row()
+            row.cell(f"{c.get('number') or i} of {len(x.get('cartons') or [])}")
+            row.cell(c.get("sscc") or "(none)")
+            row.cell(_latin1(", ".join(f"{l['sku']} x {l['quantity']}" for l in c.get("lines") or [])))
+
+
+def carton_labels(order: Order, shipment: dict[str, Any], *, merchant: str) -> bytes:
+    """The shipment's GS1-128 carton labels (documents/labels.py)."""
+    from documents.labels import CartonLabel
+    from documents.labels import carton_labels as render
+
+    cartons = shipment.get("cartons") or []
+    reference = shipment.get("bill_of_lading") or shipment.get("tracking_number") or ""
+    ship_to = order.header.get("ship_to") or {}
+    to_lines = _address(ship_to)
+    labels = [CartonLabel(sscc=c["sscc"], number=int(c.get("number") or i), of=len(cartons),
+                          po_number=order.header.get("po_number") or "",
+                          carrier=shipment.get("carrier") or shipment.get("method") or "",
+                          reference=f"BOL {reference}" if shipment.get("bill_of_lading") else reference,
+                          ship_from=[merchant], ship_to=to_lines,
+                          contents=[f"{l['sku']} x {l['quantity']}" for l in c.get("lines") or []])
+              for i, c in enumerate(cartons, 1) if c.get("sscc")]
+    return render(labels, title=f"Carton labels {shipment['id']}")
 
 
 def _table(pdf: FPDF, title: str, rows: dict[str, int], names: dict[str, str | None], *, empty: str) -> None:

@@ -216,12 +216,33 @@ class ReceiptBody(Body, kw_only=True):
     lines: Annotated[list[SkuQtyBody], Meta(min_length=1, max_length=5000)]
 
 
+ItemQualifier = Literal["VN", "VP", "VC", "UP", "EN", "UK", "BP", "IN", "CB", "SK"]
+
+
+class EdiPartnerBody(Body, kw_only=True):
+    """A wholesale profile's trading-partner identity and options (docs/documents.md)."""
+
+    #: ISA05/ISA06 of the partner's interchanges (e.g. "12", "4405197800").
+    isa_qualifier: Annotated[str, Meta(min_length=2, max_length=2, pattern=r"^[A-Z0-9]{2}$")]
+    isa_id: Annotated[str, Meta(min_length=1, max_length=15, pattern=r"^[^*~>^\x00-\x1f]+$")]
+    #: GS02, when the partner sends several application ids under one ISA id.
+    gs_id: Annotated[str, Meta(min_length=1, max_length=15, pattern=r"^[^*~>^\x00-\x1f]+$")] | None = None
+    #: Which PO1 identifiers map to a SKU, in order (VN/VP/VC: our SKU; UP/EN/UK: the
+    #: SKU's UPC; BP/IN/CB/SK: the customer's item cross-reference).
+    item_qualifiers: Annotated[list[ItemQualifier], Meta(min_length=1, max_length=10)] | None = None
+    send_855: bool | None = None
+    send_856: bool | None = None
+    send_810: bool | None = None
+
+
 class ProfileBody(Body, kw_only=True):
     channel: Channel
     payment_terms: Terms | None = None
     backorder_policy: Policy | None = None
     shopify_customer_id: Annotated[str, Meta(max_length=32)] | None = None
     ship_to: Address | None = None
+    #: The trading partner behind a wholesale profile (EDI).
+    edi: EdiPartnerBody | None = None
 
 
 class CustomerBody(Body, kw_only=True):
@@ -266,6 +287,18 @@ class CancelBody(Body, kw_only=True):
     lines: Annotated[list[CancelLineBody], Meta(min_length=1, max_length=500)] | None = None
 
 
+Weight = Annotated[float, Meta(ge=0.001, le=1_000_000, description="pounds")]
+
+
+class CartonBody(Body, kw_only=True):
+    """One carton of a shipment: which units are in it, and the pallet it is on."""
+
+    lines: Annotated[list[SkuQtyBody], Meta(min_length=1, max_length=500)]
+    weight_lb: Weight | None = None
+    #: 1-based number of the pallet the carton is on.
+    pallet: Annotated[int, Meta(ge=1, le=5000)] | None = None
+
+
 class ShipmentBody(Body, kw_only=True):
     lines: Annotated[list[SkuQtyBody], Meta(min_length=1, max_length=500)]
     method: Literal["parcel", "freight"]
@@ -275,6 +308,11 @@ class ShipmentBody(Body, kw_only=True):
     tracking_url: Annotated[str, Meta(max_length=2048)] | None = None
     packages: Annotated[int, Meta(ge=1, le=100_000)] | None = None
     pallets: Annotated[int, Meta(ge=1, le=100_000)] | None = None
+    #: The cartons (and pallets) the units are packed in; each gets an SSCC-18.
+    cartons: Annotated[list[CartonBody], Meta(min_length=1, max_length=5000)] | None = None
+    bill_of_lading: Annotated[str, Meta(max_length=64)] | None = None
+    #: Gross weight of the shipment.
+    weight_lb: Weight | None = None
 
 
 class ReturnLineBody(Body, kw_only=True):
@@ -394,6 +432,15 @@ class ShipmentLine(View, kw_only=True):
     quantity: int
 
 
+class CartonView(View, kw_only=True):
+    number: int
+    #: None when the shipment was recorded without ONHAND_GS1_COMPANY_PREFIX.
+    sscc: str | None = None
+    weight_lb: float | None = None
+    pallet: int | None = None
+    lines: list[ShipmentLine]
+
+
 class ShipmentView(View, kw_only=True):
     id: str
     order_id: str
@@ -406,6 +453,11 @@ class ShipmentView(View, kw_only=True):
     packages: int | None = None
     pallets: int | None = None
     shipped_at: str
+    bill_of_lading: str | None = None
+    weight_lb: float | None = None
+    cartons: list[CartonView] = []
+    #: The SSCC of pallet n at index n - 1.
+    pallet_ssccs: list[str] = []
 
 
 class ReturnLineView(View, kw_only=True):
@@ -458,6 +510,7 @@ class ProfileView(View, kw_only=True):
     backorder_policy: str | None = None
     shopify_customer_id: str | None = None
     ship_to: dict | None = None
+    edi: dict | None = None
 
 
 class CustomerView(View, kw_only=True):

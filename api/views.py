@@ -70,7 +70,17 @@ def shipment_view(doc: dict[str, Any]) -> s.ShipmentView:
         packages=doc.get("packages"),
         pallets=doc.get("pallets"),
         shipped_at=rfc3339(doc.get("shipped_at_ms")),
+        bill_of_lading=doc.get("bill_of_lading"),
+        weight_lb=doc.get("weight_lb"),
+        cartons=[carton_view(c, i) for i, c in enumerate(as_list(doc.get("cartons")), 1)],
+        pallet_ssccs=[str(x) for x in as_list(doc.get("pallet_ssccs"))],
     )
+
+
+def carton_view(doc: dict[str, Any], number: int) -> s.CartonView:
+    return s.CartonView(number=int(doc.get("number") or number), sscc=doc.get("sscc"),
+                        weight_lb=doc.get("weight_lb"), pallet=doc.get("pallet"),
+                        lines=_by_sku(doc.get("lines")))
 
 
 def return_view(doc: dict[str, Any], fills: list[dict[str, Any]] | None = None) -> s.ReturnView:

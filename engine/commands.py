@@ -84,6 +84,8 @@ class ShipOrder(Command, frozen=True, kw_only=True):
     #: {id, method, carrier, service, tracking_number, tracking_url, packages, pallets}
     shipment: dict[str, Any]
     lines: tuple[SkuQty, ...]
+    #: Extension digit + GS1 company prefix: cartons get SSCCs ("" : none).
+    sscc_prefix: str = ""
 
     def payload(self) -> dict[str, Any]:
         body = msgspec.to_builtins(self)

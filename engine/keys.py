@@ -68,6 +68,11 @@ class Keys:
     def receipt_refs(self) -> str:
         return self._k("rref")
 
+    @property
+    def sscc(self) -> str:
+        """The last SSCC serial handed out (lua/ship.lua)."""
+        return self._k("sscc")
+
     def pattern(self) -> str:
         """Matches every key of the merchant (for SCAN)."""
         return self._k("*")

@@ -49,6 +49,7 @@ from loadtests.stack import (
     Sampler,
     Service,
     forget_merchant,
+    unsafe_redis_env,
     scratch_dir,
     servers,
     wait_drained,
@@ -305,8 +306,8 @@ class Bench:
         emulator = Emulator(self.scratch)
         emulator.spawn()
         extra = {"ONHAND_SHOPIFY_API_URL": emulator.url, "ONHAND_SHOPIFY_ACCESS_TOKEN": "shpat_emulator_token"}
-        if "appendfsync=always" not in self.srv.durability.get("redis", ""):
-            extra["ONHAND_ALLOW_UNSAFE_REDIS"] = "1"
+        if unsafe := unsafe_redis_env(self.srv):
+            extra.update(unsafe)
             self.run.notes.append(f"the given Redis runs with {self.srv.durability.get('redis')}, not appendfsync "
                                   "always: durability parity with the baseline is NOT met in this run")
         if "synchronous_commit=on" not in self.srv.durability.get("postgres", ""):

@@ -389,6 +389,12 @@ def forget_merchant(redis: Redis, merchant: str) -> None:
             redis.unlink(*batch)
 
 
+def unsafe_redis_env(found: "Servers") -> dict[str, str]:
+    """What `onhand serve` needs to start on a given Redis without AOF
+    `appendfsync always` (the shared test server): benchmarks only."""
+    return {} if "appendfsync=always" in found.durability.get("redis", "") else {"ONHAND_ALLOW_UNSAFE_REDIS": "1"}
+
+
 def scratch_dir() -> Path:
     """A scratch directory for servers and logs (PostgreSQL runs as an
     unprivileged user when the bench runs as root: it must be traversable)."""

@@ -47,6 +47,7 @@
 --   p o w g l [b bq bs bg bm], see shopify_sync_commit.lua; kept in PostgreSQL),
 --   P:syr:<sku> (sales held back from Shopify), P:shopify:app, P:sync:*
 --   P:fillq          set     SKUs whose fill stopped at the fill limit
+--   P:sscc           integer the last SSCC serial handed out (ship.lua)
 --   P:unsynced       set     orders whose newest version is not yet in PostgreSQL
 --
 -- Line layout inside P:o:<order> field L (a JSON array of arrays):

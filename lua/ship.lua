@@ -12,22 +12,36 @@
 -- ARGV     common ARGV[1..7] (lib.lua); ARGV[6] command:
 --   order_id  string
 --   shipment  JSON object as a string: {id, method, carrier, service,
---             tracking_number, tracking_url, packages, pallets}; id 1-64 chars
+--             tracking_number, tracking_url, packages, pallets,
+--             bill_of_lading, weight_lb, cartons}; id 1-64 chars; cartons
+--             (optional) array of 1-5000 {lines, weight_lb, pallet}, pallet
+--             an integer 1-5000 (the pallet the carton is on)
 --   lines     array of 1-500 {sku, qty}; spread over the order's lines of
 --             that SKU in line order
+--   sscc_prefix  string of 8-11 digits (extension digit + GS1 company
+--             prefix), or "" / absent: cartons get no SSCC. With it, every
+--             carton and every pallet a carton names gets the next serial of
+--             P:sscc and its SSCC-18 (prefix, serial zero-padded to 17
+--             digits, mod-10 check digit): carton.sscc, carton.serial,
+--             shipment.pallet_ssccs[n], shipment.pallet_serials[n]
+--
+-- Key patterns: P:sscc  integer  the last SSCC serial handed out (never goes
+--   back; a rebuild restores it above PostgreSQL's highest, with a gap)
 --
 -- Returns (JSON, replayed flag):
 --   ok          {order_id, order, shipment, fills = [], more = []}
 --   conflict    {reason = "ship_exceeds_reserved" (sku, requested, reserved)
---               | "not_complete" | "not_on_order" (sku)}        (stored)
+--               | "not_complete" | "not_on_order" (sku)
+--               | "sscc_exhausted" (the serials after this prefix are used up)}  (stored)
 --   not_found   {kind = "order"}
 --   invalid     {field, detail}
 --   not_ready, idempotency_key_reused
 --
 -- Writes: P:o:<order>, P:s:<sku>, P:r:<sku>, P:outbox, P:dirty, P:dirtyat, P:unsynced,
---   P:i:<op>, P:if:<op>
+--   P:sscc, P:i:<op>, P:if:<op>
 --
--- Invariant kept: only reserved units ship; on_hand - reserved is unchanged.
+-- Invariant kept: only reserved units ship; on_hand - reserved is unchanged;
+-- an SSCC serial is handed out once.
 
 local cmd, early = begin()
 if early then return early end
@@ -41,6 +55,32 @@ if not okd or type(shipment) ~= 'table' or not is_id(shipment.id) then
 end
 if type(cmd.lines) ~= 'table' or #cmd.lines < 1 or #cmd.lines > MAX_LINES then
   return invalid('lines', 'a shipment has 1 to 500 lines')
+end
+local MAX_CARTONS = 5000
+local cartons, pallets = shipment.cartons, 0
+if cartons == cjson.null then cartons = nil end
+if cartons ~= nil then
+  if type(cartons) ~= 'table' or #cartons < 1 or #cartons > MAX_CARTONS then
+    return invalid('shipment.cartons', 'a shipment has 1 to 5000 cartons')
+  end
+  for i, c in ipairs(cartons) do
+    if type(c) ~= 'table' then return invalid('cartons[' .. (i - 1) .. ']', 'must be an object') end
+    if c.pallet ~= nil and c.pallet ~= cjson.null then
+      if not is_int(c.pallet, 1, MAX_CARTONS) then
+        return invalid('cartons[' .. (i - 1) .. '].pallet', 'must be an integer from 1 to 5000')
+      end
+      pallets = math.max(pallets, c.pallet)
+    end
+  end
+end
+local prefix = cmd.sscc_prefix
+if prefix == cjson.null then prefix = nil end
+if prefix ~= nil and prefix ~= '' then
+  if type(prefix) ~= 'string' or #prefix < 8 or #prefix > 11 or not string.find(prefix, '^%d+$') then
+    return invalid('sscc_prefix', 'must be 8-11 digits: extension digit and GS1 company prefix')
+  end
+else
+  prefix = nil
 end
 local asked, order_of = {}, {}
 for i, l in ipairs(cmd.lines) do
@@ -85,7 +125,42 @@ for _, sku in ipairs(order_of) do
   end
 end
 
+local serials = 0
+if cartons ~= nil and prefix ~= nil then
+  serials = #cartons + pallets
+  local last = tonumber(redis.call('GET', P .. ':sscc') or '0')
+  if last + serials >= 10 ^ (17 - #prefix) then
+    return refuse_outcome('conflict', 'no SSCC serials are left after this company prefix',
+      {reason = 'sscc_exhausted'})
+  end
+end
+
 -- ---- write
+if serials > 0 then
+  local first = redis.call('INCRBY', P .. ':sscc', serials) - serials + 1
+  local width = 17 - #prefix
+  local function sscc(serial)
+    local data = prefix .. string.format('%0' .. width .. 'd', serial)
+    local sum = 0
+    for i = 1, 17 do  -- weights 3, 1, 3, ... from the rightmost data digit
+      sum = sum + tonumber(string.sub(data, 18 - i, 18 - i)) * ((i % 2 == 1) and 3 or 1)
+    end
+    return data .. tostring((10 - sum % 10) % 10)
+  end
+  for i, c in ipairs(cartons) do
+    c.serial = first + i - 1
+    c.sscc = sscc(c.serial)
+  end
+  if pallets > 0 then
+    local codes, numbers = {}, {}
+    for n = 1, pallets do
+      numbers[n] = first + #cartons + n - 1
+      codes[n] = sscc(numbers[n])
+    end
+    shipment.pallet_ssccs = codes
+    shipment.pallet_serials = numbers
+  end
+end
 local shipped = {}
 for _, sku in ipairs(order_of) do
   local left = asked[sku]

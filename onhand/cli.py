@@ -162,6 +162,10 @@ def cmd_bench(args, settings: Settings) -> int:
         from loadtests.durability_bench import lag_bench
 
         return lag_bench(out=args.out)
+    if args.what == "documents":
+        from loadtests.documents_bench import main as documents_bench
+
+        return documents_bench(settings, lines=args.lines, out=args.out)
     from loadtests.bench import main as load_bench
 
     return load_bench(settings, out=args.out, quick=args.quick)
@@ -211,18 +215,23 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(fn=cmd_demo)
 
     b = sub.add_parser("bench", help="benchmarks")
-    b.add_argument("what", choices=["engine", "load", "rebuild", "lag"],
+    b.add_argument("what", choices=["engine", "load", "rebuild", "lag", "documents"],
                    help="engine: Lua engine rates and memory; load: Locust scenarios vs the PostgreSQL "
-                        "baseline; rebuild: Redis rebuilt from PostgreSQL; lag: PostgreSQL behind Redis")
+                        "baseline; rebuild: Redis rebuilt from PostgreSQL; lag: PostgreSQL behind Redis; "
+                        "documents: CSV and 850 imports vs the same orders through the API")
     b.add_argument("--orders", type=int, default=200_000)
     b.add_argument("--out", default="bench-report")
     b.add_argument("--quick", action="store_true", help="the short smoke version")
+    b.add_argument("--lines", type=int, default=5000,
+                   help="documents: CSV lines (the 850 has 2/5 as many PO1 lines)")
     b.set_defaults(fn=cmd_bench)
 
     from onhand import cli_merchants, cli_ops
+    from onhand.documents_cli import add_parsers as add_document_parsers
 
     cli_ops.add_parsers(sub)
     cli_merchants.add_parsers(sub)
+    add_document_parsers(sub)
     return p
 
 

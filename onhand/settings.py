@@ -106,6 +106,37 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     #: Shopify, milliseconds: the time Shopify may take to read the 200.
     shopify_sale_ack_window_ms: int = 500
 
+    # ------------------------------------------------------------ documents (EDI, CSV)
+    #: The merchant's own ISA05/06 qualifier and id, and GS02 application id,
+    #: on outgoing documents; incoming ones addressed to another ISA id are
+    #: refused. None: answer as whatever id the partner addressed.
+    edi_isa_qualifier: str | None = None
+    edi_isa_id: str | None = None
+    edi_gs_id: str | None = None
+    #: ISA15 of documents not in answer to a received one: P production, T test.
+    edi_usage: str = "P"
+    #: The merchant's GS1 company prefix (7-10 digits); without it cartons get no SSCC.
+    gs1_company_prefix: str | None = None
+    #: The SSCC extension digit (0-9), first of the 18.
+    sscc_extension: int = 0
+    #: Folder watched for incoming 850s and CSV orders (None: not watched).
+    edi_inbox: Path | None = None
+    #: Folder outgoing documents are written to (None: <data_dir>/edi/outbox).
+    edi_outbox: Path | None = None
+    #: Largest file an import reads (CLI, upload, inbox), bytes (default 10 MiB).
+    import_max_bytes: int = 10 * 1024 * 1024
+    #: An inbox file is read once its size and time have not changed for this long, milliseconds.
+    edi_inbox_settle_ms: int = 2000
+
+    @property
+    def sscc_prefix(self) -> str:
+        """Extension digit + company prefix, as lua/ship.lua takes it ("" : no SSCCs)."""
+        return f"{self.sscc_extension}{self.gs1_company_prefix}" if self.gs1_company_prefix else ""
+
+    @property
+    def edi_outbox_dir(self) -> Path:
+        return self.edi_outbox or self.data_dir / "edi" / "outbox"
+
     @property
     def shopify_configured(self) -> bool:
         """The Admin API can be reached (token and shop or API URL set)."""
@@ -167,4 +198,35 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             kwargs["shopify_sku_map"] = parse_sku_map(v)
         if (v := get("ONHAND_SHOPIFY_SALE_ACK_WINDOW_MS")) is not None:
             kwargs["shopify_sale_ack_window_ms"] = int(v)
+        kwargs.update(_document_settings(get))
         return cls(**kwargs)
+
+
+def _document_settings(get) -> dict:
+    """ONHAND_EDI_*, ONHAND_GS1_COMPANY_PREFIX, ONHAND_SSCC_EXTENSION, ONHAND_IMPORT_MAX_BYTES."""
+    out: dict = {}
+    for name, env in (("edi_isa_qualifier", "ONHAND_EDI_ISA_QUALIFIER"), ("edi_isa_id", "ONHAND_EDI_ISA_ID"),
+                      ("edi_gs_id", "ONHAND_EDI_GS_ID")):
+        if (v := get(env)) is not None:
+            out[name] = v
+    if (v := get("ONHAND_EDI_USAGE")) is not None:
+        if v not in ("P", "T"):
+            raise ValueError("ONHAND_EDI_USAGE must be P (production) or T (test)")
+        out["edi_usage"] = v
+    if (v := get("ONHAND_GS1_COMPANY_PREFIX")) is not None:
+        if not v.isdigit() or not 7 <= len(v) <= 10:
+            raise ValueError("ONHAND_GS1_COMPANY_PREFIX must be 7 to 10 digits")
+        out["gs1_company_prefix"] = v
+    if (v := get("ONHAND_SSCC_EXTENSION")) is not None:
+        if v not in tuple("0123456789"):
+            raise ValueError("ONHAND_SSCC_EXTENSION must be one digit")
+        out["sscc_extension"] = int(v)
+    if (v := get("ONHAND_EDI_INBOX")) is not None:
+        out["edi_inbox"] = Path(v)
+    if (v := get("ONHAND_EDI_OUTBOX")) is not None:
+        out["edi_outbox"] = Path(v)
+    if (v := get("ONHAND_IMPORT_MAX_BYTES")) is not None:
+        out["import_max_bytes"] = parse_bytes(v)
+    if (v := get("ONHAND_EDI_INBOX_SETTLE_MS")) is not None:
+        out["edi_inbox_settle_ms"] = int(v)
+    return out

@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from engine.model import as_list, order_from_snapshot
 from persistence.bulk import insert_rows
+from persistence.shipping import apply_shipments
 from persistence.models import (
     ApiKey,
     Customer,
@@ -121,6 +122,7 @@ def apply_batch(conn: Connection, entries: list[OutboxEntry], merchant: str) -> 
     _idempotency(conn, new, merchant)
     _shopify(conn, new, merchant)
     _shopify_sync(conn, new, merchant)
+    apply_shipments(conn, new, merchant)  # cartons and invoices (persistence/shipping.py)
     return len(new)
 
 

@@ -216,7 +216,10 @@ class Customer(Base):
     the columns searched by name, email and phone."""
 
     __tablename__ = "customers"
-    __table_args__ = (Index("ix_customers_name", "merchant_id", "name"),)
+    __table_args__ = (Index("ix_customers_name", "merchant_id", "name"),
+                      # partners are found by their EDI identity inside the profiles
+                      Index("ix_customers_doc", "doc", postgresql_using="gin",
+                            postgresql_ops={"doc": "jsonb_path_ops"}))
 
     merchant_id: Mapped[str] = merchant_column()
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -448,3 +451,125 @@ class ShopifySyncWal(Base):
     #: {input, entries, at}: what workers/shopify_sync.py replays.
     record: Mapped[dict] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+# ---------------------------------------------------------------- documents (issue 12)
+# Wholesale documents: counters that never go back, the outgoing EDI
+# documents, cartons with their SSCCs, invoices, and the buyer-item
+# cross-reference. Every row carries its merchant.
+
+from datetime import date  # noqa: E402
+from decimal import Decimal  # noqa: E402
+
+from sqlalchemy import Date, Numeric  # noqa: E402
+
+
+class EdiCounter(Base):
+    """A number that never goes back: interchange, group and transaction set
+    control numbers, invoice numbers. Taken with UPDATE ... RETURNING in the
+    transaction that records what uses the number."""
+
+    __tablename__ = "edi_counters"
+
+    merchant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
+class EdiItemRef(Base):
+    """The buyer's item number (BP, IN, CB, SK) -> our SKU, per customer."""
+
+    __tablename__ = "edi_item_refs"
+
+    merchant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    buyer_item: Mapped[str] = mapped_column(String(128), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class EdiDocument(Base):
+    """An outgoing EDI document (997, 855, 856, 810): its control numbers,
+    its bytes, when it was written to the outbox folder (sent), or why it is
+    blocked. ``dedupe_key`` makes each document once (e.g. 856:<shipment>)."""
+
+    __tablename__ = "edi_documents"
+    __table_args__ = (
+        UniqueConstraint("merchant_id", "dedupe_key"),
+        Index("ux_edi_documents_isa", "merchant_id", "isa_control", unique=True,
+              postgresql_where=text("isa_control IS NOT NULL")),
+        Index("ix_edi_documents_order", "merchant_id", "order_id"),
+        Index("ix_edi_documents_unsent", "merchant_id", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(8))
+    #: "ready" (recorded, not yet in the outbox folder) | "sent" | "blocked"
+    status: Mapped[str] = mapped_column(String(16))
+    dedupe_key: Mapped[str] = mapped_column(String(255))
+    customer_id: Mapped[str | None] = mapped_column(String(64))
+    order_id: Mapped[str | None] = mapped_column(String(64))
+    shipment_id: Mapped[str | None] = mapped_column(String(64))
+    po_number: Mapped[str | None] = mapped_column(String(128))
+    #: The partner's ISA qualifier and id ("ZZ:ACME").
+    partner: Mapped[str | None] = mapped_column(String(32))
+    isa_control: Mapped[int | None] = mapped_column(BigInteger)
+    gs_control: Mapped[int | None] = mapped_column(BigInteger)
+    st_controls: Mapped[list] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    reason: Mapped[str | None] = mapped_column(Text)
+    filename: Mapped[str | None] = mapped_column(String(255))
+    content: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ShipmentCarton(Base):
+    """A carton or pallet of a shipment with its SSCC (from the shipment's
+    outbox event); a rebuild restores the SSCC serial counter above these."""
+
+    __tablename__ = "shipment_cartons"
+    __table_args__ = (
+        Index("ix_shipment_cartons_shipment", "merchant_id", "shipment_id"),
+        # an SSCC is never given twice: a reused serial would fail here loudly
+        Index("ux_shipment_cartons_sscc", "merchant_id", "sscc", unique=True,
+              postgresql_where=text("sscc IS NOT NULL")),
+    )
+
+    merchant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    shipment_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: "carton" | "pallet"
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64))
+    sscc: Mapped[str | None] = mapped_column(String(18))
+    serial: Mapped[int | None] = mapped_column(BigInteger)
+    lines: Mapped[list] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Invoice(Base):
+    """One invoice per shipment of a wholesale order, with its due date from
+    the order's payment terms."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (
+        UniqueConstraint("merchant_id", "number"),
+        UniqueConstraint("merchant_id", "shipment_id"),
+        Index("ix_invoices_customer_due", "merchant_id", "customer_id", "due_date"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(String(64))
+    number: Mapped[int] = mapped_column(BigInteger)
+    shipment_id: Mapped[str] = mapped_column(String(64))
+    order_id: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[str | None] = mapped_column(String(64))
+    po_number: Mapped[str | None] = mapped_column(String(128))
+    payment_terms: Mapped[str | None] = mapped_column(String(16))
+    currency: Mapped[str] = mapped_column(String(3))
+    invoice_date: Mapped[date] = mapped_column(Date)
+    due_date: Mapped[date] = mapped_column(Date)
+    total: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    lines: Mapped[list] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -6,7 +6,8 @@ API keys, customers, SKUs with their counters, open orders and orders changed
 within the retention, the per-SKU reservation and waiting queues, receipt
 references, idempotency and webhook records, the Shopify sync's state,
 write-ahead records and recent sales (docs/shopify.md, "After a rebuild"),
-the acceptance sequence above PostgreSQL's highest - marks every SKU dirty
+the acceptance sequence above PostgreSQL's highest, the SSCC serial counter
+above PostgreSQL's highest serial plus a gap - marks every SKU dirty
 for channel sync, and writes the epoch last. This is the one writer of pool
 state besides the Lua scripts: nothing can change stock while the epoch is
 missing, so there is no race.
@@ -250,6 +251,11 @@ class Rebuilder:
 
         max_seq = max(max_seq, highest_sequence(conn, k.merchant))
         self.redis.set(k.seq, max_seq)
+        from persistence.shipping import SSCC_REBUILD_GAP, highest_serial
+
+        # SSCC serials: above every one PostgreSQL has, and above those a lost
+        # Redis may have handed out in the window it loses (the gap)
+        self.redis.set(k.sscc, highest_serial(conn, k.merchant) + SSCC_REBUILD_GAP)
 
         skus = conn.execute(select(Sku).where(Sku.merchant_id == k.merchant)).all()
         for done, sku in enumerate(skus, 1):

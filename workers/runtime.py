@@ -21,6 +21,9 @@ Actors:
   (workers/shopify_sync.py), then sends itself again, like the drainers.
 - ``push_fulfillments(merchant)``: pushes shipments of Shopify orders as
   fulfillments (workers/fulfillment.py); short, sent by the watchdog every tick.
+- ``edi_shipment_documents(merchant)`` and ``edi_scan_inbox()``: 856/810 per
+  shipment of an EDI order, and the ONHAND_EDI_INBOX folder (the home
+  merchant's; workers/edi.py); sent by the watchdog every tick.
 
 The watchdog thread (one per process) sends ``drain_outbox`` for every free
 slot of a merchant whose outbox holds entries (a worker died, a message was
@@ -162,6 +165,8 @@ class Actors:
     fill_waiting: dramatiq.Actor
     sync_shopify: dramatiq.Actor
     push_fulfillments: dramatiq.Actor
+    edi_shipment_documents: dramatiq.Actor | None = None
+    edi_scan_inbox: dramatiq.Actor | None = None
 
 
 def build(settings: Settings, broker: RedisBroker, context: Context) -> Actors:
@@ -199,6 +204,16 @@ def build(settings: Settings, broker: RedisBroker, context: Context) -> Actors:
             return
         FulfillmentPusher(context.redis, context.engine, context.keys(merchant), context.shopify(merchant)).run()
 
+    def edi_shipment_documents(merchant: str) -> None:
+        from workers import edi
+
+        edi.shipment_documents(context, merchant)
+
+    def edi_scan_inbox() -> None:
+        from workers import edi
+
+        edi.scan_inbox(settings)
+
     actors = Actors(
         broker=broker,
         drain_outbox=dramatiq.actor(drain_outbox, broker=broker, queue_name="outbox",
@@ -209,6 +224,10 @@ def build(settings: Settings, broker: RedisBroker, context: Context) -> Actors:
                                     max_retries=0, time_limit=int(SYNC_SLICE_S * 1000) + 120_000),
         push_fulfillments=dramatiq.actor(push_fulfillments, broker=broker, queue_name="shopify",
                                          max_retries=0, time_limit=300_000),
+        edi_shipment_documents=dramatiq.actor(edi_shipment_documents, broker=broker, queue_name="edi",
+                                              max_retries=0, time_limit=300_000),
+        edi_scan_inbox=dramatiq.actor(edi_scan_inbox, broker=broker, queue_name="edi",
+                                      max_retries=0, time_limit=600_000),
     )
     return actors
 
@@ -248,6 +267,8 @@ class Watchdog(threading.Thread):
         for merchant in merchants:
             self.tick_merchant(merchant)
         self.check_outbox_memory(merchants)
+        if self.context.settings.edi_inbox is not None:
+            self.actors.edi_scan_inbox.send()
 
     def tick_merchant(self, merchant: str) -> None:
         redis, keys = self.context.redis, self.context.keys(merchant)
@@ -264,6 +285,8 @@ class Watchdog(threading.Thread):
         for sku in waiting or []:
             self.actors.fill_waiting.send(merchant, sku.decode())
         self.keep_shopify_going(merchant)
+        if not redis.exists(f"{keys.prefix}:edi:shipdocs:lock"):
+            self.actors.edi_shipment_documents.send(merchant)
 
     def keep_shopify_going(self, merchant: str) -> None:
         settings, redis, keys = self.context.settings_for(merchant), self.context.redis, Keys(merchant)

@@ -66,6 +66,12 @@ BAD_COMMANDS = {
         {"order_id": "o-existing", "shipment": "{}", "lines": [{"sku": "A", "qty": 1}]},
         {"order_id": "o-existing", "shipment": "not json", "lines": [{"sku": "A", "qty": 1}]},
         {"order_id": "o-existing", "shipment": "{\"id\": \"s1\"}", "lines": [{"sku": "A", "qty": 0}]},
+        {"order_id": "o-existing", "shipment": "{\"id\": \"s1\", \"cartons\": []}", "lines": [{"sku": "A", "qty": 1}],
+         "sscc_prefix": "00712161"},
+        {"order_id": "o-existing", "shipment": "{\"id\": \"s1\", \"cartons\": [{\"pallet\": 0}]}",
+         "lines": [{"sku": "A", "qty": 1}], "sscc_prefix": "00712161"},
+        {"order_id": "o-existing", "shipment": "{\"id\": \"s1\", \"cartons\": [{\"lines\": []}]}",
+         "lines": [{"sku": "A", "qty": 1}], "sscc_prefix": "12ab"},
     ],
     "restock": [
         {"return_id": "x1", "order_id": "o-existing", "lines": [{"sku": "A", "qty": 1, "restock": "yes"}]},
