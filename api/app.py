@@ -25,6 +25,7 @@ from api.problems import exception_handlers
 from api.returns import ReturnController
 from api.service import ServiceController
 from api.webhooks import ShopifyWebhookController
+from api.webhook_endpoints import WebhookEndpointController
 from api.services import Services
 from onhand.settings import Settings
 
@@ -72,7 +73,7 @@ def create_app(settings: Settings | None = None, *, extra_controllers: list | No
 
     controllers = [ServiceController, InventoryController, CustomerController, OrderController,
                    ReturnController, ApiKeyController, ShopifyWebhookController,
-                   *(extra_controllers or [])]
+                   WebhookEndpointController, *(extra_controllers or [])]
     app = Litestar(
         route_handlers=controllers,
         lifespan=[lifespan],

@@ -37,7 +37,9 @@ def customer_view(doc: dict[str, Any]) -> s.CustomerView:
         profiles=[s.ProfileView(id=p["id"], channel=p["channel"], payment_terms=p.get("payment_terms"),
                                 backorder_policy=p.get("backorder_policy"),
                                 shopify_customer_id=p.get("shopify_customer_id"),
-                                ship_to=p.get("ship_to")) for p in doc.get("profiles") or []],
+                                ship_to=p.get("ship_to"), email=p.get("email"),
+                                email_notifications=p.get("email_notifications") or [])
+                  for p in doc.get("profiles") or []],
         created_at=rfc3339(doc.get("created_at_ms")),
     )
 

@@ -27,6 +27,8 @@ Channel = Literal["dtc", "wholesale"]
 Terms = Literal["prepaid", "net_15", "net_30", "net_60", "net_90"]
 StockReason = Literal["count", "damage", "found", "other"]
 Role = Literal["admin", "operator", "wholesale"]
+EmailKind = Literal["order_confirmation", "shipment_notice", "backorder_filled"]
+Email = Annotated[str, Meta(max_length=255, pattern=r"^[^@\s<>]+@[^@\s<>]+$")]
 
 
 class Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
@@ -144,6 +146,10 @@ class ProfileBody(Body, kw_only=True):
     backorder_policy: Policy | None = None
     shopify_customer_id: Annotated[str, Meta(max_length=32)] | None = None
     ship_to: Address | None = None
+    #: The contact for this profile's emails (default: the customer's email).
+    email: Email | None = None
+    #: The emails this profile opted in to (none by default).
+    email_notifications: Annotated[list[EmailKind], Meta(max_length=3)] | None = None
 
 
 class CustomerBody(Body, kw_only=True):
@@ -367,6 +373,8 @@ class ProfileView(View, kw_only=True):
     backorder_policy: str | None = None
     shopify_customer_id: str | None = None
     ship_to: dict | None = None
+    email: str | None = None
+    email_notifications: list[str] = []
 
 
 class CustomerView(View, kw_only=True):

@@ -11,6 +11,8 @@ Idempotent and order-independent:
   are keyed by the event or their own id and inserted once.
 - The Shopify sync's count is a sum of per-event changes (applied once each,
   in any order); a commit's event removes its write-ahead record.
+- Customer-facing events (webhooks, emails) are derived from the new entries
+  and queued in the same transaction (persistence/notifications.py).
 Rows are written in key order so concurrent batches lock in the same order.
 """
 
@@ -25,6 +27,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from engine.model import as_list, order_from_snapshot
 from persistence.bulk import insert_rows
+from persistence.notifications import apply_notifications
 from persistence.models import (
     ApiKey,
     Customer,
@@ -92,9 +95,10 @@ class OutboxEntry(msgspec.Struct):
         return cls(eid, _decode.decode(raw))
 
 
-def apply_batch(conn: Connection, entries: list[OutboxEntry]) -> int:
+def apply_batch(conn: Connection, entries: list[OutboxEntry], *, merchant: str = "default") -> int:
     """Applies the entries not applied yet, in the caller's transaction.
-    Returns how many were new."""
+    ``merchant`` is the stream's merchant (Keys.merchant). Returns how many
+    were new."""
     if not entries:
         return 0
     entries = sorted(entries, key=lambda e: _stream_key(e.id))
@@ -119,6 +123,7 @@ def apply_batch(conn: Connection, entries: list[OutboxEntry]) -> int:
     _idempotency(conn, new)
     _shopify(conn, new)
     _shopify_sync(conn, new)
+    apply_notifications(conn, merchant, new)
     return len(new)
 
 

@@ -227,7 +227,7 @@ class Drainer:
     def _apply(self, entries: list[OutboxEntry]) -> int:
         try:
             with self.engine.begin() as conn:
-                return apply_batch(conn, entries)
+                return apply_batch(conn, entries, merchant=self.keys.merchant)
         except (sa_errors.OperationalError, sa_errors.InterfaceError) as exc:
             if _is_connection_error(exc):
                 raise PostgresUnavailable(str(exc)) from exc

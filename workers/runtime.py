@@ -14,11 +14,14 @@ Actors:
   itself again, like the drainers.
 - ``push_fulfillments()``: pushes shipments of Shopify orders as fulfillments
   (workers/fulfillment.py); short, sent by the watchdog every tick.
+- ``deliver_notifications(slot)``: holds notify slot ``slot`` for a slice of
+  time and delivers webhooks and emails (workers/notify.py), then sends
+  itself again, like the drainers.
 
 The watchdog thread (one per process) sends ``drain_outbox`` for every slot
 nobody holds (a worker died or a message was lost), re-queues unfinished
-fills, raises the outbox memory alarm, and, when Shopify is configured, keeps
-the sync running and sends ``push_fulfillments``.
+fills, raises the outbox memory alarm, keeps the notify slots held, and, when
+Shopify is configured, keeps the sync running and sends ``push_fulfillments``.
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ WATCHDOG_PERIOD_S = 1.0
 SYNC_SLICE_S = 60.0
 #: Wait before trying Shopify again after it refused the access token, milliseconds.
 SHOPIFY_REFUSED_RETRY_MS = 30_000
+#: How long one deliver_notifications message delivers before handing over, seconds.
+NOTIFY_SLICE_S = 30.0
 
 
 @dataclass
@@ -108,6 +113,7 @@ class Actors:
     fill_waiting: dramatiq.Actor
     sync_shopify: dramatiq.Actor
     push_fulfillments: dramatiq.Actor
+    deliver_notifications: dramatiq.Actor
 
 
 def build(settings: Settings, broker: RedisBroker, context: Context) -> Actors:
@@ -144,6 +150,13 @@ def build(settings: Settings, broker: RedisBroker, context: Context) -> Actors:
             return
         FulfillmentPusher(context.redis, context.engine, context.keys, context.shopify).run()
 
+    def deliver_notifications(slot: int) -> None:
+        from workers.notify import Notifier
+
+        report = Notifier(settings, context.keys, slot=slot).run_for(NOTIFY_SLICE_S, stop=context.stopping)
+        if report.got_slot and not context.stopping.is_set():  # keep the slot delivering
+            actors.deliver_notifications.send(slot)
+
     actors = Actors(
         broker=broker,
         drain_outbox=dramatiq.actor(drain_outbox, broker=broker, queue_name="outbox",
@@ -154,6 +167,8 @@ def build(settings: Settings, broker: RedisBroker, context: Context) -> Actors:
                                     max_retries=0, time_limit=int(SYNC_SLICE_S * 1000) + 120_000),
         push_fulfillments=dramatiq.actor(push_fulfillments, broker=broker, queue_name="shopify",
                                          max_retries=0, time_limit=300_000),
+        deliver_notifications=dramatiq.actor(deliver_notifications, broker=broker, queue_name="notify",
+                                             max_retries=0, time_limit=int(NOTIFY_SLICE_S * 1000) + 120_000),
     )
     return actors
 
@@ -197,7 +212,16 @@ class Watchdog(threading.Thread):
         for sku in redis.srandmember(keys.fill_queue, 20) or []:
             self.actors.fill_waiting.send(sku.decode())
         self.check_outbox_memory()
+        self.keep_notifications_going()
         self.keep_shopify_going()
+
+    def keep_notifications_going(self) -> None:
+        from workers.notify import NOTIFY_SLOTS, slot_key
+
+        redis, keys = self.context.redis, self.context.keys
+        for slot in range(NOTIFY_SLOTS):
+            if not redis.exists(slot_key(keys, slot)):
+                self.actors.deliver_notifications.send(slot)
 
     def keep_shopify_going(self) -> None:
         settings, redis, keys = self.context.settings, self.context.redis, self.context.keys
