@@ -75,13 +75,14 @@ class WebhookSender:
         self.allow_private = allow_private
         self.timeout_s = timeout_ms / 1000
         self.per_host = per_host_connections
-        # One client per host name: connections are made to the checked
-        # address, and an https connection is bound to the name it was opened
-        # for (SNI, certificate), so two names on one address must not share one.
-        self.clients: dict[tuple[str, str], httpx.AsyncClient] = {}
+        # One connection pool per endpoint: its size is the endpoint's bound,
+        # and connections are made to the checked address while an https one
+        # is bound to the name it was opened for (SNI, certificate), so
+        # endpoints with two names on one address must not share a pool.
+        self.clients: dict[str, httpx.AsyncClient] = {}
 
-    def _client(self, scheme: str, host: str) -> httpx.AsyncClient:
-        key = (scheme, host)
+    def _client(self, endpoint_id: str) -> httpx.AsyncClient:
+        key = endpoint_id
         if key not in self.clients:
             self.clients[key] = httpx.AsyncClient(
                 follow_redirects=False, trust_env=False,
@@ -108,7 +109,7 @@ class WebhookSender:
                            "host": to.host_header,
                            **signed_headers(delivery.secret, delivery.event_id, body.decode(), int(time.time()))}
                 extensions = {"sni_hostname": to.host} if to.scheme == "https" else {}
-                client = self._client(to.scheme, to.host)
+                client = self._client(delivery.endpoint_id)
                 async with client.stream("POST", to.url, content=body, headers=headers,
                                          extensions=extensions) as response:
                     read = 0
