@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -31,6 +33,7 @@ from pathlib import Path
 import httpx
 
 from loadtests.stack import ADMIN_KEY, Service, cpu_seconds, remove, scratch_dir, servers
+from onhand.embedded import _child_setup
 from onhand.settings import Settings
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -74,8 +77,11 @@ class Farm:
 
     def __init__(self, workdir: Path, count: int):
         self.file = workdir / "receivers.json"
-        self.process = subprocess.Popen([sys.executable, "-m", "loadtests.receivers", str(self.file), str(count)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "loadtests.receivers", str(self.file), str(count)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            # dies with the bench (forked from the main thread)
+            preexec_fn=_child_setup(os.getpid(), None, None, signal.SIGTERM))  # noqa: PLW1509
         deadline = time.monotonic() + 30
         while not self.file.exists():
             if time.monotonic() > deadline or self.process.poll() is not None:

@@ -18,6 +18,10 @@ T = TypeVar("T")
 
 #: How often an idle loop looks for due work, seconds.
 POLL_S = 0.2
+#: After the first attempt in flight ends, how long the loop lets others end
+#: too before it writes their outcomes and claims more, seconds: one claim and
+#: one write per batch, not per attempt (each is a PostgreSQL transaction).
+GATHER_S = 0.02
 #: Wait after PostgreSQL could not be reached, seconds.
 PG_RETRY_S = 1.0
 #: Errors that mean PostgreSQL is unreachable (retried, never fatal).
@@ -45,16 +49,22 @@ class QueueLoop(Generic[T]):
 
     async def run(self, deadline: float, stop: Callable[[], bool]) -> None:
         in_flight: dict[asyncio.Task, T] = {}
+        # claim when a useful share of the room is free (or nothing is in flight)
+        least = max(1, self.concurrency // 8)
         try:
             while time.monotonic() < deadline and not stop():
-                claimed = await self._claim(self.concurrency - len(in_flight))
+                # outcomes first: a settled attempt frees its endpoint's share
+                settled = await self._settle(in_flight)
+                room = self.concurrency - len(in_flight)
+                claimed = await self._claim(room) if room >= least or not in_flight else []
                 for item in claimed:
                     in_flight[asyncio.create_task(self.attempt(item))] = item
-                await self._settle(in_flight)
                 if not in_flight:
-                    await asyncio.sleep(POLL_S)
-                elif not claimed:
+                    if not settled:
+                        await asyncio.sleep(POLL_S)
+                else:
                     await asyncio.wait(list(in_flight), timeout=POLL_S, return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.sleep(GATHER_S)
             if in_flight:  # attempts under way finish (each is bounded by its timeout)
                 await asyncio.wait(list(in_flight), timeout=self.attempt_timeout_s + 1)
                 await self._settle(in_flight)
@@ -73,10 +83,11 @@ class QueueLoop(Generic[T]):
             await asyncio.sleep(PG_RETRY_S)
             return []
 
-    async def _settle(self, in_flight: dict[asyncio.Task, T]) -> None:
+    async def _settle(self, in_flight: dict[asyncio.Task, T]) -> int:
+        """Writes the outcomes of the finished attempts; returns how many."""
         finished = [t for t in in_flight if t.done()]
         if not finished:
-            return
+            return 0
         results = []
         for task in finished:
             item = in_flight.pop(task)
@@ -87,3 +98,4 @@ class QueueLoop(Generic[T]):
         except PG_DOWN as exc:
             # the claims' leases run out and the items are attempted again
             log.warning("%s: could not record %d outcomes (%s)", type(self).__name__, len(results), exc)
+        return len(results)
