@@ -53,6 +53,11 @@ def refine(schema) -> None:
         key.schema_if = Schema(properties={"role": Schema(const="wholesale")})
         key.then = Schema(required=["customer_id"], properties={"customer_id": Schema(type=OpenAPIType.STRING)})
         key.schema_else = Schema(properties={"customer_id": Schema(type=OpenAPIType.NULL)})
+    if (replay := components.get("ReplayBody")) is not None:
+        # one event, or a time range (since, with an optional until)
+        text, null = Schema(type=OpenAPIType.STRING), Schema(type=OpenAPIType.NULL)
+        replay.one_of = [Schema(required=["event_id"], properties={"event_id": text, "since": null, "until": null}),
+                         Schema(required=["since"], properties={"since": text, "event_id": null})]
     if (adjust := components.get("AdjustmentBody")) is not None and adjust.properties:
         adjust.properties["delta"].schema_not = Schema(const=0)
     _zero_minimums(components)

@@ -28,7 +28,10 @@ Terms = Literal["prepaid", "net_15", "net_30", "net_60", "net_90"]
 StockReason = Literal["count", "damage", "found", "other"]
 Role = Literal["admin", "operator", "wholesale"]
 EmailKind = Literal["order_confirmation", "shipment_notice", "backorder_filled"]
-Email = Annotated[str, Meta(max_length=255, pattern=r"^[^@\s<>]+@[^@\s<>]+$")]
+#: One plain address (no spaces, control characters or angle brackets: they
+#: would forge mail headers); written without \s, which JSON Schema and
+#: Python read differently.
+Email = Annotated[str, Meta(max_length=255, pattern=r"^[^@\x00-\x20<>]+@[^@\x00-\x20<>]+$")]
 
 
 class Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):

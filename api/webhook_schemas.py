@@ -11,9 +11,15 @@ from api.schemas import Body, Id, View
 
 EventType = Literal["order.created", "order.backorder_filled", "order.shipped", "order.cancelled",
                     "return.received", "invoice.created"]
-Url = Annotated[str, Meta(min_length=1, max_length=2048, description="http(s) URL of a public address")]
+Url = Annotated[str, Meta(min_length=1, max_length=2048, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^\x00-\x20]+$",
+                          description="http(s) URL of a public address (docs/notifications.md: server-side "
+                                      "request forgery rules)")]
 EventTypes = Annotated[list[EventType], Meta(min_length=1, max_length=6)]
 Description = Annotated[str, Meta(max_length=255)]
+#: RFC 3339 date-time with its offset.
+INSTANT = (r"^(\d{4})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[Tt ]([01]\d|2[0-3]):([0-5]\d):([0-5]\d|60)"
+           r"(\.\d{1,9})?([Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)$")
+Instant = Annotated[str, Meta(max_length=40, pattern=INSTANT, extra_json_schema={"format": "date-time"})]
 
 
 class WebhookEndpointBody(Body, kw_only=True):
@@ -39,8 +45,8 @@ class ReplayBody(Body, kw_only=True):
     [``since``, ``until``) (RFC 3339; ``until`` default: now)."""
 
     event_id: Annotated[str, Meta(pattern=r"^evt_[0-9a-f]{32}$")] | None = None
-    since: Annotated[str, Meta(max_length=40)] | None = None
-    until: Annotated[str, Meta(max_length=40)] | None = None
+    since: Instant | None = None
+    until: Instant | None = None
 
 
 class WebhookEndpointView(View, kw_only=True):

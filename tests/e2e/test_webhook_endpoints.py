@@ -199,7 +199,7 @@ async def test_bad_input_and_idempotency(redis_url, database_url):
         # replay needs exactly one of event_id and since, and a real event
         for body in ({}, {"event_id": "evt_" + "0" * 32, "since": "2020-01-01T00:00:00Z"},
                      {"since": "yesterday"}, {"since": "2020-01-01T00:00:00"},
-                     {"since": "2021-01-01T00:00:00Z", "until": "2020-01-01T00:00:00Z"}):
+                     {"until": "2020-01-01T00:00:00Z"}):
             r = await stack.post(f"/v1/webhook-endpoints/{endpoint['id']}/replay", body)
             assert r.status_code == 400, (body, r.text)
         r = await stack.post(f"/v1/webhook-endpoints/{endpoint['id']}/replay", {"event_id": "evt_" + "0" * 32})
