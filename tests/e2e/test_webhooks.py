@@ -3,6 +3,8 @@ receiver that verifies every signature with ``standardwebhooks``."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.harness import running_stack
@@ -57,10 +59,20 @@ async def test_backorder_fill_and_two_shipments_reach_the_customer_once_each(red
             [{"sku": "TEE", "quantity": 70}], [{"sku": "TEE", "quantity": 30}]]
         assert receiver.forged == 0
 
-        # and the delivery log says so
-        r = await stack.client.get(f"/v1/webhook-endpoints/{endpoint['id']}/deliveries", headers=key)
-        assert r.status_code == 200, r.text
-        log = r.json()
+        # and the delivery log says so (once the worker has written the outcomes down)
+        logs = []
+
+        async def read_log() -> None:
+            r = await stack.client.get(f"/v1/webhook-endpoints/{endpoint['id']}/deliveries", headers=key)
+            assert r.status_code == 200, r.text
+            logs.append(r.json())
+
+        for _ in range(300):
+            await read_log()
+            if {d["status"] for d in logs[-1]["items"]} == {"delivered"}:
+                break
+            await asyncio.sleep(0.1)
+        log = logs[-1]
         assert log["total"] == 4
         assert {d["status"] for d in log["items"]} == {"delivered"}
         assert all(d["attempts"] >= 1 and d["last_status_code"] == 200 and d["last_latency_ms"] is not None
