@@ -29,6 +29,7 @@ from api.returns import ReturnController
 from api.service import ServiceController
 from api.webhooks import ShopifyWebhookController
 from api.services import Services, Shared, StoreFactory, onhand_store
+from api.webhook_endpoints import WebhookEndpointController
 from onhand.settings import Settings
 
 #: Largest request body, bytes (API.md: 1 MiB; webhooks have their own 2 MiB).
@@ -84,7 +85,7 @@ def create_app(settings: Settings | None = None, *, extra_controllers: list | No
     controllers = [ServiceController, InventoryController, CustomerController, OrderController,
                    ReturnController, ApiKeyController, ShopifyWebhookController, LedgerController,
                    DeadLetterController, ImportController, EdiDocumentController, InvoiceController,
-                   PartnerController, *(extra_controllers or [])]
+                   PartnerController, WebhookEndpointController, *(extra_controllers or [])]
     app = Litestar(
         route_handlers=controllers,
         lifespan=[lifespan],

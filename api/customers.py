@@ -35,7 +35,8 @@ def customer_view(doc: dict[str, Any]) -> s.CustomerView:
         profiles=[s.ProfileView(id=p["id"], channel=p["channel"], payment_terms=p.get("payment_terms"),
                                 backorder_policy=p.get("backorder_policy"),
                                 shopify_customer_id=p.get("shopify_customer_id"),
-                                ship_to=p.get("ship_to"), edi=p.get("edi"))
+                                ship_to=p.get("ship_to"), edi=p.get("edi"), email=p.get("email"),
+                                email_notifications=p.get("email_notifications") or [])
                   for p in doc.get("profiles") or []],
         created_at=rfc3339(doc.get("created_at_ms")),
     )

@@ -57,8 +57,8 @@ class DeadLetterController(Controller):
           responses=responses(400, 401, 403, 404, 409, 413, 429, 503),
           summary="Apply a dead letter again (after its cause was fixed); 409 when it fails again")
     async def replay(self, event_id: EventPath, request: Request, services: NamedDependency[Services],
-                     data: JSONBody[s.ReplayBody | None] = None) -> s.DeadLetterView:
-        body = await s.strict_body(request, s.ReplayBody, optional=True) or s.ReplayBody()
+                     data: JSONBody[s.DeadLetterReplayBody | None] = None) -> s.DeadLetterView:
+        body = await s.strict_body(request, s.DeadLetterReplayBody, optional=True) or s.DeadLetterReplayBody()
         actor = f"key:{request.user.key_id}"
         merchant = services.store.keys.merchant
         try:

@@ -57,6 +57,11 @@ def refine(schema) -> None:
         # a cancel line names a sku or a line (not null), exactly one
         cancel.one_of = [Schema(required=["sku"], properties={"sku": Schema(type=OpenAPIType.STRING)}),
                          Schema(required=["line"], properties={"line": Schema(type=OpenAPIType.INTEGER)})]
+    if (replay := components.get("ReplayBody")) is not None:
+        # one event, or a time range (since, with an optional until)
+        text, null = Schema(type=OpenAPIType.STRING), Schema(type=OpenAPIType.NULL)
+        replay.one_of = [Schema(required=["event_id"], properties={"event_id": text, "since": null, "until": null}),
+                         Schema(required=["since"], properties={"since": text, "event_id": null})]
     if (adjust := components.get("AdjustmentBody")) is not None and adjust.properties:
         adjust.properties["delta"].schema_not = Schema(const=0)
     _zero_minimums(components)

@@ -101,6 +101,14 @@ async def _deployment_metrics(redis, keys: Keys) -> bytes:
     gauge("onhand_outbox_bytes", "Memory the outbox stream uses", float(stats.get("outbox_bytes", 0)))
     gauge("onhand_outbox_alarm", "1 when the outbox passed half of its memory budget",
           float(stats.get("outbox_alarm", 0)))
+    notify = {k.decode(): v.decode() for k, v in (await redis.hgetall(f"{keys.prefix}:notify:stats")).items()}
+    gauge("onhand_webhooks_delivered", "Webhook deliveries answered 2xx (since the counter began)",
+          float(notify.get("webhooks_delivered", 0)))
+    gauge("onhand_webhook_attempts_failed", "Webhook attempts that failed and will be retried",
+          float(notify.get("webhook_attempts_failed", 0)))
+    gauge("onhand_webhooks_dead", "Webhook deliveries dead-lettered after the retry window (endpoint disabled)",
+          float(notify.get("webhooks_dead", 0)))
+    gauge("onhand_emails_sent", "Emails sent (or written as .eml files)", float(notify.get("emails_sent", 0)))
     sync = {k.decode(): v.decode() for k, v in (await redis.hgetall(f"{keys.prefix}:sync:stats")).items()}
     if sync:
         gauge("onhand_shopify_sync_lag_seconds", "Time from a stock change to its push to Shopify (last push)",

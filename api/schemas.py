@@ -28,6 +28,11 @@ Channel = Literal["dtc", "wholesale"]
 Terms = Literal["prepaid", "net_15", "net_30", "net_60", "net_90"]
 StockReason = Literal["count", "damage", "found", "other"]
 Role = Literal["admin", "operator", "wholesale"]
+EmailKind = Literal["order_confirmation", "shipment_notice", "backorder_filled"]
+#: One plain address (no spaces, control characters or angle brackets: they
+#: would forge mail headers); written without \s, which JSON Schema and
+#: Python read differently.
+Email = Annotated[str, Meta(max_length=255, pattern=r"^[^@\x00-\x20<>]+@[^@\x00-\x20<>]+$")]
 
 
 class Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
@@ -243,6 +248,10 @@ class ProfileBody(Body, kw_only=True):
     ship_to: Address | None = None
     #: The trading partner behind a wholesale profile (EDI).
     edi: EdiPartnerBody | None = None
+    #: The contact for this profile's emails (default: the customer's email).
+    email: Email | None = None
+    #: The emails this profile opted in to (none by default).
+    email_notifications: Annotated[list[EmailKind], Meta(max_length=3)] | None = None
 
 
 class CustomerBody(Body, kw_only=True):
@@ -511,6 +520,8 @@ class ProfileView(View, kw_only=True):
     shopify_customer_id: str | None = None
     ship_to: dict | None = None
     edi: dict | None = None
+    email: str | None = None
+    email_notifications: list[str] = []
 
 
 class CustomerView(View, kw_only=True):
@@ -612,7 +623,7 @@ class DeadLetterList(View, kw_only=True):
     total: int
 
 
-class ReplayBody(Body, kw_only=True):
+class DeadLetterReplayBody(Body, kw_only=True):
     note: Annotated[str, Meta(max_length=2000)] | None = None
 
 

@@ -105,6 +105,32 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     #: How long after our 200 for a sale the sync still holds it back from
     #: Shopify, milliseconds: the time Shopify may take to read the 200.
     shopify_sale_ack_window_ms: int = 500
+    # ---- outbound webhooks and emails (docs/notifications.md)
+    #: Let webhook endpoints reach loopback, private, link-local and other
+    #: non-global addresses (tests and closed networks only; off by default).
+    webhooks_allow_private: bool = False
+    #: Longest one webhook delivery attempt may take (connect, send, answer), milliseconds.
+    webhook_timeout_ms: int = 10_000
+    #: First wait before retrying a failed delivery, milliseconds; doubles per
+    #: attempt (with jitter: 50-100% of the step) up to webhook_retry_cap_ms.
+    webhook_retry_base_ms: int = 10_000
+    #: Longest wait between two attempts, milliseconds (default 4 h).
+    webhook_retry_cap_ms: int = 4 * 3600 * 1000
+    #: How long a delivery is retried before it is dead-lettered and its
+    #: endpoint disabled, seconds (default 3 days).
+    webhook_retry_window_s: int = 3 * 24 * 3600
+    #: Deliveries in flight at once per delivering worker slot.
+    webhook_concurrency: int = 64
+    #: Deliveries in flight at once to one endpoint (across all workers).
+    webhook_endpoint_concurrency: int = 4
+    #: SMTP server for emails: smtp://[user:pass@]host[:port][?starttls=1] or
+    #: smtps://... (TLS from the start). None: each email is written as a
+    #: .eml file under mail_dir (the quick start shows them there).
+    smtp_url: str | None = None
+    #: The From address of emails.
+    mail_from: str = "onhand <noreply@localhost>"
+    #: Where emails go as .eml files when no SMTP server is set; None: <data_dir>/outbox-mail.
+    mail_dir: Path | None = None
 
     # ------------------------------------------------------------ documents (EDI, CSV)
     #: The merchant's own ISA05/06 qualifier and id, and GS02 application id,
@@ -141,6 +167,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     def shopify_configured(self) -> bool:
         """The Admin API can be reached (token and shop or API URL set)."""
         return bool(self.shopify_access_token and (self.shopify_shop or self.shopify_api_url))
+
+    @property
+    def mail_path(self) -> Path:
+        return self.mail_dir or self.data_dir / "outbox-mail"
 
     @property
     def outbox_budget_bytes(self) -> int:
@@ -199,6 +229,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         if (v := get("ONHAND_SHOPIFY_SALE_ACK_WINDOW_MS")) is not None:
             kwargs["shopify_sale_ack_window_ms"] = int(v)
         kwargs.update(_document_settings(get))
+        kwargs.update(_notification_settings(get))
         return cls(**kwargs)
 
 
@@ -229,4 +260,24 @@ def _document_settings(get) -> dict:
         out["import_max_bytes"] = parse_bytes(v)
     if (v := get("ONHAND_EDI_INBOX_SETTLE_MS")) is not None:
         out["edi_inbox_settle_ms"] = int(v)
+    return out
+
+
+def _notification_settings(get) -> dict:
+    out: dict = {"webhooks_allow_private": _flag(get("ONHAND_WEBHOOKS_ALLOW_PRIVATE")),
+                 "smtp_url": get("ONHAND_SMTP_URL")}
+    for name, field in (("ONHAND_WEBHOOK_TIMEOUT_MS", "webhook_timeout_ms"),
+                        ("ONHAND_WEBHOOK_RETRY_BASE_MS", "webhook_retry_base_ms"),
+                        ("ONHAND_WEBHOOK_RETRY_CAP_MS", "webhook_retry_cap_ms"),
+                        ("ONHAND_WEBHOOK_RETRY_WINDOW", "webhook_retry_window_s"),
+                        ("ONHAND_WEBHOOK_CONCURRENCY", "webhook_concurrency"),
+                        ("ONHAND_WEBHOOK_ENDPOINT_CONCURRENCY", "webhook_endpoint_concurrency")):
+        if (v := get(name)) is not None:
+            out[field] = int(v)
+            if out[field] < 1:
+                raise ValueError(f"{name} must be at least 1")
+    if (v := get("ONHAND_MAIL_FROM")) is not None:
+        out["mail_from"] = v
+    if (v := get("ONHAND_MAIL_DIR")) is not None:
+        out["mail_dir"] = Path(v)
     return out

@@ -11,6 +11,8 @@ Idempotent and order-independent:
   are keyed by the event or their own id and inserted once.
 - The Shopify sync's count is a sum of per-event changes (applied once each,
   in any order); a commit's event removes its write-ahead record.
+- Customer-facing events (webhooks, emails) are derived from the new entries
+  and queued in the same transaction (persistence/notifications.py).
 Rows are written in key order so concurrent batches lock in the same order.
 Every row carries the merchant whose outbox the entries came from (outbox
 entry ids, SKUs and references repeat across merchants).
@@ -28,6 +30,7 @@ from sqlalchemy.dialects.postgresql import insert
 from engine.model import as_list, order_from_snapshot
 from persistence.bulk import insert_rows
 from persistence.shipping import apply_shipments
+from persistence.notifications import apply_notifications
 from persistence.models import (
     ApiKey,
     Customer,
@@ -123,6 +126,7 @@ def apply_batch(conn: Connection, entries: list[OutboxEntry], merchant: str) -> 
     _shopify(conn, new, merchant)
     _shopify_sync(conn, new, merchant)
     apply_shipments(conn, new, merchant)  # cartons and invoices (persistence/shipping.py)
+    apply_notifications(conn, merchant, new)  # webhook events and emails (persistence/notifications.py)
     return len(new)
 
 

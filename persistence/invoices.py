@@ -21,6 +21,8 @@ from sqlalchemy.dialects.postgresql import insert
 
 from engine.model import order_from_snapshot
 from persistence import counters
+from notifications.events import INVOICE_CREATED, order_summary
+from persistence import notifications
 from persistence.models import Invoice
 
 NET_DAYS = {"prepaid": 0, "net_15": 15, "net_30": 30, "net_60": 60, "net_90": 90}
@@ -75,12 +77,13 @@ def create_invoices(conn: Connection, merchant: str, entries: list) -> list[str]
         order = order_from_snapshot(snap)
         if order.channel.value != "wholesale":
             continue
-        wanted.append((shipment, order.header, ev["at"]))
+        wanted.append((shipment, order, ev["at"], entry.id))
     if not wanted:
         return []
     numbers = counters.take(conn, merchant, counters.INVOICE, len(wanted))
     created = []
-    for (shipment, header, at), number in zip(wanted, numbers, strict=True):
+    for (shipment, order, at, entry_id), number in zip(wanted, numbers, strict=True):
+        header = order.header
         shipped_ms = shipment.get("shipped_at_ms") or at
         day = datetime.fromtimestamp(shipped_ms / 1000, tz=UTC).date()
         lines = invoice_lines(shipment, header)
@@ -96,11 +99,21 @@ def create_invoices(conn: Connection, merchant: str, entries: list) -> list[str]
         new = conn.execute(insert(Invoice).values(row).on_conflict_do_nothing(
             index_elements=["merchant_id", "shipment_id"]).returning(Invoice.id)).scalar()
         if new is not None:
-            # Here an `invoice.created` event would be emitted (issue 13's
-            # webhooks): a row written in this same transaction, so the event
-            # exists if and only if the invoice does.
+            # in this same transaction: the event exists if and only if the invoice does
+            notifications.emit(conn, merchant, INVOICE_CREATED, order.id, header.get("customer_id"),
+                               header.get("po_number"),
+                               {"order": order_summary(order), "invoice": invoice_event(row)}, entry_id,
+                               profile_id=header.get("profile_id"))
             created.append(new)
     return created
+
+
+def invoice_event(row: dict) -> dict:
+    """What ``invoice.created`` says of the invoice."""
+    return {"id": row["id"], "number": row["number"], "shipment_id": row["shipment_id"],
+            "po_number": row["po_number"], "payment_terms": row["payment_terms"], "currency": row["currency"],
+            "invoice_date": row["invoice_date"].isoformat(), "due_date": row["due_date"].isoformat(),
+            "total": str(row["total"]), "lines": row["lines"]}
 
 
 # ---------------------------------------------------------------- reads

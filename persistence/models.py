@@ -17,16 +17,18 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    ForeignKey,
     ForeignKeyConstraint,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -573,3 +575,179 @@ class Invoice(Base):
     total: Mapped[Decimal] = mapped_column(Numeric(14, 2))
     lines: Mapped[list] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+# ---------------------------------------------------------------- notifications
+# Outbound webhooks and emails (docs/notifications.md). Every table carries
+# merchant_id; events are written by the outbox apply (persistence/
+# notifications.py), deliveries claimed by the workers (workers/webhooks.py,
+# workers/mailer.py) with FOR UPDATE SKIP LOCKED.
+
+
+class NotificationEvent(Base):
+    """A customer-facing event (order.created, order.shipped, ...), derived
+    from one outbox entry in the transaction that applied it. Its position
+    (entry_ms, entry_seq, rank) orders the events of one order."""
+
+    __tablename__ = "notification_events"
+    __table_args__ = (
+        Index("ix_notification_events_at", "merchant_id", "occurred_at"),
+        Index("ix_notification_events_customer_at", "merchant_id", "customer_id", "occurred_at"),
+        Index("ix_notification_events_order", "merchant_id", "order_id"),
+    )
+
+    merchant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    type: Mapped[str] = mapped_column(String(40))
+    order_id: Mapped[str | None] = mapped_column(String(64))
+    customer_id: Mapped[str | None] = mapped_column(String(64))
+    profile_id: Mapped[str | None] = mapped_column(String(64))
+    po_number: Mapped[str | None] = mapped_column(String(128))
+    #: The outbox entry id of the change ("<ms>-<seq>").
+    entry_id: Mapped[str] = mapped_column(String(32))
+    entry_ms: Mapped[int] = mapped_column(BigInteger)
+    entry_seq: Mapped[int] = mapped_column(BigInteger)
+    rank: Mapped[int] = mapped_column(SmallInteger)
+    payload: Mapped[dict] = mapped_column(JSONB)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class WebhookEndpoint(Base):
+    """A URL that receives a customer's (or, with no customer, every) event of
+    the chosen types. ``secret`` signs the deliveries (Standard Webhooks); it
+    must be usable for HMAC, so unlike API keys it is stored as issued."""
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (Index("ix_webhook_endpoints_scope", "merchant_id", "customer_id"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(String(64))
+    #: None: a merchant-wide endpoint (admin keys only): every event of the merchant.
+    customer_id: Mapped[str | None] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(Text)
+    event_types: Mapped[list[str]] = mapped_column(ARRAY(String(40)))
+    description: Mapped[str | None] = mapped_column(String(255))
+    secret: Mapped[str] = mapped_column(String(128))
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    #: Why it was disabled ("dead_letter" after the retry window, "api").
+    disabled_reason: Mapped[str | None] = mapped_column(String(32))
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookDelivery(Base):
+    """One event for one endpoint: the delivery log's row and the queue's
+    entry. ``pending`` until delivered (2xx) or dead (retry window over).
+    The event's order and position are copied here so the claim can keep an
+    order's events in order per endpoint."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "event_id"),
+        Index("ix_webhook_deliveries_due", "endpoint_id", "next_attempt_at",
+              postgresql_where=text("status = 'pending'")),
+        Index("ix_webhook_deliveries_order", "endpoint_id", "order_id", "entry_ms", "entry_seq", "rank",
+              postgresql_where=text("status = 'pending'")),
+        Index("ix_webhook_deliveries_log", "endpoint_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    merchant_id: Mapped[str] = mapped_column(String(64))
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(String(40))
+    event_type: Mapped[str] = mapped_column(String(40))
+    order_id: Mapped[str | None] = mapped_column(String(64))
+    entry_ms: Mapped[int] = mapped_column(BigInteger)
+    entry_seq: Mapped[int] = mapped_column(BigInteger)
+    rank: Mapped[int] = mapped_column(SmallInteger)
+    #: pending | delivered | dead
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: Start of the retry window (creation, a replay, or the endpoint re-enabled).
+    retry_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_latency_ms: Mapped[int | None] = mapped_column(Integer)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    replays: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookDeadLetter(Base):
+    """A delivery that failed through its whole retry window; its endpoint was
+    disabled. Kept (also after the endpoint is deleted) until someone acts."""
+
+    __tablename__ = "webhook_dead_letters"
+    __table_args__ = (Index("ix_webhook_dead_letters_endpoint", "merchant_id", "endpoint_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    merchant_id: Mapped[str] = mapped_column(String(64))
+    endpoint_id: Mapped[str] = mapped_column(String(64))
+    delivery_id: Mapped[int] = mapped_column(BigInteger)
+    event_id: Mapped[str] = mapped_column(String(40))
+    attempts: Mapped[int] = mapped_column(Integer)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class EmailDelivery(Base):
+    """One email for one event (order confirmation, shipment notice, backorder
+    filled) to the order's profile contact. Written by the apply for orders
+    whose profile opted in; the mailer checks the opt-in again when it sends
+    (``skipped`` if withdrawn). Sending twice after a crash is possible; the
+    Message-ID, derived from the event id, lets receivers drop the copy."""
+
+    __tablename__ = "email_deliveries"
+    __table_args__ = (
+        UniqueConstraint("merchant_id", "event_id"),
+        Index("ix_email_deliveries_due", "merchant_id", "next_attempt_at",
+              postgresql_where=text("status = 'pending'")),
+        Index("ix_email_deliveries_order", "merchant_id", "order_id", "entry_ms", "entry_seq", "rank",
+              postgresql_where=text("status = 'pending'")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    merchant_id: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[str] = mapped_column(String(40))
+    #: order_confirmation | shipment_notice | backorder_filled
+    kind: Mapped[str] = mapped_column(String(32))
+    order_id: Mapped[str | None] = mapped_column(String(64))
+    customer_id: Mapped[str | None] = mapped_column(String(64))
+    profile_id: Mapped[str | None] = mapped_column(String(64))
+    entry_ms: Mapped[int] = mapped_column(BigInteger)
+    entry_seq: Mapped[int] = mapped_column(BigInteger)
+    rank: Mapped[int] = mapped_column(SmallInteger)
+    #: pending | sent | skipped | failed
+    status: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str | None] = mapped_column(String(255))
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    retry_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class HttpIdempotency(Base):
+    """Idempotency-Key outcomes of routes whose state lives in PostgreSQL only
+    (webhook endpoints): written in the transaction of the change."""
+
+    __tablename__ = "http_idempotency"
+
+    merchant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    op_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -21,6 +21,10 @@ Actors:
   (workers/shopify_sync.py), then sends itself again, like the drainers.
 - ``push_fulfillments(merchant)``: pushes shipments of Shopify orders as
   fulfillments (workers/fulfillment.py); short, sent by the watchdog every tick.
+- ``deliver_notifications(merchant, slot)``: holds the merchant's notify slot
+  ``slot`` for a slice of time and delivers its webhooks and emails
+  (workers/notify.py); the watchdog sends it while the merchant has
+  deliveries pending.
 - ``edi_shipment_documents(merchant)`` and ``edi_scan_inbox()``: 856/810 per
   shipment of an EDI order, and the ONHAND_EDI_INBOX folder (the home
   merchant's; workers/edi.py); sent by the watchdog every tick.
@@ -71,6 +75,8 @@ WATCHDOG_PERIOD_S = 1.0
 SYNC_SLICE_S = 60.0
 #: Wait before trying Shopify again after it refused the access token, milliseconds.
 SHOPIFY_REFUSED_RETRY_MS = 30_000
+#: How long one deliver_notifications message delivers before handing over, seconds.
+NOTIFY_SLICE_S = 30.0
 
 
 @dataclass
@@ -167,6 +173,7 @@ class Actors:
     push_fulfillments: dramatiq.Actor
     edi_shipment_documents: dramatiq.Actor | None = None
     edi_scan_inbox: dramatiq.Actor | None = None
+    deliver_notifications: dramatiq.Actor | None = None
 
 
 def build(settings: Settings, broker: RedisBroker, context: Context) -> Actors:
@@ -214,6 +221,13 @@ def build(settings: Settings, broker: RedisBroker, context: Context) -> Actors:
 
         edi.scan_inbox(settings)
 
+    def deliver_notifications(merchant: str, slot: int) -> None:
+        from workers.notify import Notifier
+
+        Notifier(context.settings_for(merchant), context.keys(merchant), slot=slot).run_for(
+            NOTIFY_SLICE_S, stop=context.stopping)
+        # the watchdog sends it again while the merchant has deliveries pending
+
     actors = Actors(
         broker=broker,
         drain_outbox=dramatiq.actor(drain_outbox, broker=broker, queue_name="outbox",
@@ -228,6 +242,8 @@ def build(settings: Settings, broker: RedisBroker, context: Context) -> Actors:
                                               max_retries=0, time_limit=300_000),
         edi_scan_inbox=dramatiq.actor(edi_scan_inbox, broker=broker, queue_name="edi",
                                       max_retries=0, time_limit=600_000),
+        deliver_notifications=dramatiq.actor(deliver_notifications, broker=broker, queue_name="notify",
+                                             max_retries=0, time_limit=int(NOTIFY_SLICE_S * 1000) + 120_000),
     )
     return actors
 
@@ -267,6 +283,7 @@ class Watchdog(threading.Thread):
         for merchant in merchants:
             self.tick_merchant(merchant)
         self.check_outbox_memory(merchants)
+        self.keep_notifications_going()
         if self.context.settings.edi_inbox is not None:
             self.actors.edi_scan_inbox.send()
 
@@ -287,6 +304,20 @@ class Watchdog(threading.Thread):
         self.keep_shopify_going(merchant)
         if not redis.exists(f"{keys.prefix}:edi:shipdocs:lock"):
             self.actors.edi_shipment_documents.send(merchant)
+
+    def keep_notifications_going(self) -> None:
+        """A notify loop for each merchant with deliveries pending (one query
+        for all merchants: a quiet merchant holds no worker thread)."""
+        from persistence.delivery_queue import merchants_with_work
+        from workers.notify import NOTIFY_SLOTS, slot_key
+
+        redis = self.context.redis
+        with self.context.engine.connect() as conn:
+            busy = merchants_with_work(conn)
+        for merchant in busy:
+            for slot in range(NOTIFY_SLOTS):
+                if not redis.exists(slot_key(Keys(merchant), slot)):
+                    self.actors.deliver_notifications.send(merchant, slot)
 
     def keep_shopify_going(self, merchant: str) -> None:
         settings, redis, keys = self.context.settings_for(merchant), self.context.redis, Keys(merchant)
