@@ -57,8 +57,13 @@ def run_wrk(url: str, sku: str, spread: int, seconds: int, workdir: Path,
             connections: int = WRK_CONNECTIONS) -> WrkResult:
     """POSTs one-unit DTC orders as fast as ``connections`` closed-loop
     connections allow (one wrk thread; its CPU is reported)."""
-    args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(WRK_LUA), url,
-            "--", ADMIN_KEY, sku, str(spread)]
+    return wrk(["-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(WRK_LUA), url,
+                "--", ADMIN_KEY, sku, str(spread)], workdir)
+
+
+def wrk(options: list[str], workdir: Path) -> WrkResult:
+    """Runs wrk with ``options`` (its script must print a ``statuses`` line)."""
+    args = ["wrk", *options]
     out_path = workdir / "wrk.out"
     with open(out_path, "wb") as out:
         start = time.monotonic()
