@@ -52,6 +52,10 @@ IN_FLIGHT_TTL_MS = 30_000
 
 _decode = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder()
+#: What a Redis Cluster answers while a failover or a slot migration is under way.
+_CLUSTER_MOVING = (redis_errors.ClusterDownError, redis_errors.TryAgainError, redis_errors.MovedError,
+                   redis_errors.AskError, redis_errors.ClusterError, redis_errors.MaxConnectionsError,
+                   redis_errors.SlotNotCoveredError)
 
 
 class Result(msgspec.Struct):
@@ -154,16 +158,15 @@ class Store:
                 # a new or emptied Redis: load the library again
                 await self._load()
                 raw = await self._fcall(fn, argv)
+        except _CLUSTER_MOVING as exc:
+            # a failover or a slot migration under way: retry shortly
+            raise NotReady(f"Redis Cluster is moving: {exc}", retry_after_s=1) from exc
         except redis_errors.ResponseError as exc:
             if str(exc).startswith("OOM"):
                 raise NotReady("Redis is out of memory: the outbox is not draining") from exc
             raise
         except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
             raise NotReady(f"Redis unreachable: {exc}") from exc
-        except (redis_errors.ClusterDownError, redis_errors.TryAgainError, redis_errors.MovedError,
-                redis_errors.AskError, redis_errors.ClusterError, redis_errors.MaxConnectionsError) as exc:
-            # a failover or a slot migration under way: retry shortly
-            raise NotReady(f"Redis Cluster is moving: {exc}", retry_after_s=1) from exc
         body, replayed, event_id = raw[:3]
         if isinstance(event_id, bytes):
             event_id = event_id.decode()
@@ -218,6 +221,14 @@ class Store:
                 await self.redis.nodes_manager.initialize()
             except redis_errors.AskError as exc:
                 asking = (exc.host, exc.port)
+            except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+                # the node is gone (a failover under way): learn the new map for the next call
+                self._node_clients.pop(f"{host}:{port}", None)
+                try:
+                    await self.redis.nodes_manager.initialize()
+                except redis_errors.RedisError:
+                    pass
+                raise NotReady(f"Redis Cluster node {host}:{port} unreachable: {exc}", retry_after_s=1) from exc
         raise NotReady("Redis Cluster kept redirecting this merchant's slot", retry_after_s=1)
 
     async def run(self, command: Command, op: Op) -> Result:

@@ -36,6 +36,8 @@ class ClusterNodeProcess:
     server: EmbeddedServer
     port: int
     bus_port: int
+    #: How it was started (start_valkey's arguments), to start it again.
+    start: dict = field(default_factory=dict)
     node_id: str = ""
     #: The primary's node id for a replica, "" for a primary.
     replica_of: str = ""
@@ -63,6 +65,12 @@ class LocalCluster:
         for node in self.nodes:
             node.server.stop()
 
+    def restart(self, node: ClusterNodeProcess) -> None:
+        """Starts a stopped (or killed) node again on its files: it rejoins
+        the cluster (a primary that was failed over comes back as a replica)."""
+        node.server.kill()
+        node.server = start_valkey(**node.start)
+
 
 def start_cluster(root: Path, *, primaries: int = 3, replicas_per_primary: int = 1,
                   appendfsync: str = "always", maxmemory_bytes: int = 512 * 1024**2) -> LocalCluster:
@@ -72,16 +80,16 @@ def start_cluster(root: Path, *, primaries: int = 3, replicas_per_primary: int =
     try:
         for i in range(primaries * (1 + replicas_per_primary)):
             port, bus_port = _free_port(), _free_port()
-            server = start_valkey(
-                Path(root) / f"node-{i}", appendfsync=appendfsync, maxmemory_bytes=maxmemory_bytes,
-                extra_args=["--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-                            # its own bus port (the default, port + 10000, may not exist)
-                            "--cluster-port", str(bus_port),
-                            "--cluster-config-file", "nodes.conf",
-                            "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
-                            # a replica may take over after any time apart (tests kill primaries)
-                            "--cluster-replica-validity-factor", "0"])
-            cluster.nodes.append(ClusterNodeProcess(server, port, bus_port))
+            start = dict(data_dir=Path(root) / f"node-{i}", appendfsync=appendfsync,
+                         maxmemory_bytes=maxmemory_bytes,
+                         extra_args=["--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                                     # its own bus port (the default, port + 10000, may not exist)
+                                     "--cluster-port", str(bus_port),
+                                     "--cluster-config-file", "nodes.conf",
+                                     "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
+                                     # a replica may take over after any time apart (tests kill primaries)
+                                     "--cluster-replica-validity-factor", "0"])
+            cluster.nodes.append(ClusterNodeProcess(start_valkey(**start), port, bus_port, start))
         for node in cluster.nodes:
             with node.client() as c:
                 node.node_id = c.execute_command("CLUSTER", "MYID").decode()
