@@ -42,7 +42,9 @@ async def _services(state: State, request: Request) -> Services:
     its shop's merchant itself)."""
     principal = request.scope.get("user")
     shared: Shared = state.shared
-    merchant = getattr(principal, "merchant", None) or shared.settings.merchant
+    staff = request.scope.get("ui_user")  # a staff UI session (ui/base.py)
+    merchant = (getattr(principal, "merchant", None) or getattr(staff, "merchant_id", None)
+                or shared.settings.merchant)
     return await shared.for_merchant(merchant)
 
 
@@ -74,18 +76,25 @@ def create_app(settings: Settings | None = None, *, extra_controllers: list | No
     app starts, so the factory itself reads nothing). ``store_factory`` builds
     the reservation engine (benchmarks plug in a PostgreSQL row-lock one)."""
 
+    from ui.app import UiMount
+
+    ui = UiMount()
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.shared = await Shared.open(settings or Settings.from_env(), store_factory)
         try:
+            await ui.start(app, app.state.shared)
             yield
         finally:
+            await ui.stop(app)
             await app.state.shared.close()
 
     controllers = [ServiceController, InventoryController, CustomerController, OrderController,
                    ReturnController, ApiKeyController, ShopifyWebhookController, LedgerController,
                    DeadLetterController, ImportController, EdiDocumentController, InvoiceController,
-                   PartnerController, WebhookEndpointController, *(extra_controllers or [])]
+                   PartnerController, WebhookEndpointController, *ui.route_handlers,
+                   *(extra_controllers or [])]
     app = Litestar(
         route_handlers=controllers,
         lifespan=[lifespan],
@@ -93,6 +102,9 @@ def create_app(settings: Settings | None = None, *, extra_controllers: list | No
         middleware=[MetricsMiddleware(), AllowHeaderMiddleware(), AuthMiddleware(), RepeatedQueryMiddleware()],
         exception_handlers=exception_handlers(),
         request_max_body_size=MAX_BODY_BYTES,
+        # the staff UI (ui/): its pages, templates, static files and CSRF check
+        template_config=ui.template_config,
+        csrf_config=ui.csrf,
         openapi_config=OpenAPIConfig(
             title="onhand",
             version="1.0.0",

@@ -39,7 +39,26 @@ def customer_view(doc: dict[str, Any]) -> s.CustomerView:
                                 email_notifications=p.get("email_notifications") or [])
                   for p in doc.get("profiles") or []],
         created_at=rfc3339(doc.get("created_at_ms")),
+        company=doc.get("company"), account_number=doc.get("account_number"),
     )
+
+
+def new_customer(data: s.CustomerBody, now_ms: int) -> PutRecord:
+    """The command that creates a customer (the API's and the staff UI's)."""
+    cid = "cus_" + uuid.uuid4().hex[:16]
+    doc = {
+        "id": cid, "name": data.name, "email": data.email, "phone": data.phone,
+        "profiles": [
+            {"id": "prf_" + uuid.uuid4().hex[:16], **msgspec.to_builtins(p)}
+            for p in data.profiles
+        ],
+        "created_at_ms": now_ms,
+    }
+    if data.company is not None:
+        doc["company"] = data.company
+    if data.account_number is not None:
+        doc["account_number"] = data.account_number
+    return PutRecord(kind="customer", id=cid, doc=msgspec.json.encode(doc).decode())
 
 
 def visible(principal: Principal, customer_id: str) -> bool:
@@ -54,16 +73,7 @@ class CustomerController(Controller):
     async def create(self, data: JSONBody[s.CustomerBody], request: Request, services: NamedDependency[Services]) -> s.CustomerView:
         data = await s.strict_body(request, s.CustomerBody)
         async def build():
-            cid = "cus_" + uuid.uuid4().hex[:16]
-            doc = {
-                "id": cid, "name": data.name, "email": data.email, "phone": data.phone,
-                "profiles": [
-                    {"id": "prf_" + uuid.uuid4().hex[:16], **msgspec.to_builtins(p)}
-                    for p in data.profiles
-                ],
-                "created_at_ms": int(time.time() * 1000),
-            }
-            return PutRecord(kind="customer", id=cid, doc=msgspec.json.encode(doc).decode())
+            return new_customer(data, int(time.time() * 1000))
 
         result = await services.operations.run(request, request.user, data, build)
         return customer_view(msgspec.json.decode(result.data["doc"]))

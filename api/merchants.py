@@ -57,6 +57,21 @@ class MerchantDirectory:
                                                             self._records.get(merchant))
         return found
 
+    async def others(self) -> set[str]:
+        """The registered merchants other than the home one."""
+        await self._refresh(min_age_s=REFRESH_S)
+        return set(self._records) - {self.settings.merchant}
+
+    async def known(self, merchant: str) -> bool:
+        """Whether ``merchant`` is the home merchant or a registered one (a
+        staff login or a session cookie naming any other is refused)."""
+        if merchant == self.settings.merchant:
+            return True
+        await self._refresh(min_age_s=REFRESH_S)
+        if merchant not in self._records:
+            await self._refresh(min_age_s=MISS_REFRESH_S)
+        return merchant in self._records
+
     async def by_shop(self, domain: str) -> str | None:
         """The merchant whose Shopify shop this is; None when no registered
         merchant has it (the home merchant then answers, with its own checks)."""

@@ -16,7 +16,9 @@ class AuthMiddleware(ASGIMiddleware):
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         handler = scope.get("route_handler")
         # OPTIONS (Allow) tells nothing about data: answered without a key
-        if (handler is None or handler.opt.get("public") or scope.get("method") == "OPTIONS"
+        # the staff UI's pages (opt session_auth) have their own session guard (ui/base.py)
+        if (handler is None or handler.opt.get("public") or handler.opt.get("session_auth")
+                or scope.get("method") == "OPTIONS"
                 or scope["path"].startswith("/schema")):  # the OpenAPI document is public
             await next_app(scope, receive, send)
             return

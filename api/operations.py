@@ -40,8 +40,11 @@ def fingerprint(body: Any) -> str:
 
 
 def operation_id(principal: Principal, request: Request, key: str) -> str:
-    scope = f"{principal.key_id}\n{request.method}\n{request.url.path}\n{key}"
-    return "api-" + hashlib.sha256(scope.encode()).hexdigest()[:40]
+    return scoped_operation_id(f"{principal.key_id}\n{request.method}\n{request.url.path}", key)
+
+
+def scoped_operation_id(scope: str, key: str) -> str:
+    return "api-" + hashlib.sha256(f"{scope}\n{key}".encode()).hexdigest()[:40]
 
 
 def idempotency_key(request: Request) -> str | None:
@@ -65,12 +68,19 @@ class Operations:
         """Builds the command (lookups may refuse) and runs it, replaying a
         stored outcome when the Idempotency-Key was seen with this body."""
         key = idempotency_key(request)
-        actor = f"key:{principal.key_id}"
+        scope = f"{principal.key_id}\n{request.method}\n{request.url.path}"
+        return await self.run_keyed(f"key:{principal.key_id}", scope, key, body, build)
+
+    async def run_keyed(self, actor: str, scope: str, key: str | None, body: Any,
+                        build: Callable[[], Awaitable[Command]]) -> Result:
+        """:meth:`run` for any caller: ``actor`` goes on the change (the
+        engine's Op.actor), ``scope`` + ``key`` make the operation id (the
+        staff UI scopes a form's key to the user and the form's path)."""
         if key is None:
             command = await build()
             return await self.store.run(command, Op(op_id=f"api-{uuid.uuid4().hex}",
                                                     now_ms=now_ms(), actor=actor))
-        op_id = operation_id(principal, request, key)
+        op_id = scoped_operation_id(scope, key)
         fp = fingerprint(body)
         stored = await self.store.claim(op_id, fp)
         if stored is not None:

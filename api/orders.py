@@ -18,11 +18,13 @@ from api.auth import EVERYONE, STAFF, Principal, Role, requires
 from api.customers import load_customer
 from api.docs import responses
 from api.pdf import packing_slip
-from api.problems import FORBIDDEN, NOT_FOUND, VALIDATION, ApiProblem
+from api.problems import NOT_FOUND, VALIDATION, ApiProblem
 from api.services import Services
 from api.views import order_view, shipment_view
-from engine.commands import CancelLine, CancelOrder, OrderLineRequest, PlaceOrder, ShipOrder, SkuQty
-from engine.model import MAX_QTY, Channel, Order, default_policy
+from engine import ordering
+from engine.commands import CancelLine, CancelOrder, PlaceOrder, ShipOrder, SkuQty
+from engine.model import Order
+from engine.picking import pick_lines, reserved_by_sku
 from persistence.queries import OrderFilter
 
 IdPath = Annotated[str, Parameter(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
@@ -40,79 +42,33 @@ async def visible_order(services: Services, principal: Principal, order_id: str)
     return order
 
 
-def _not_found(detail: str, field: str) -> ApiProblem:
-    return ApiProblem(NOT_FOUND, detail, errors=[{"field": field, "message": detail}])
-
-
 def _present(fields: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
-def _merge_lines(lines: list[s.OrderLineBody]) -> list[s.OrderLineBody]:
-    """API orders merge lines naming the same SKU (quantities summed, API.md).
-    A merged line holds one quantity (at most 10^9) and one unit price, so a
-    sum above the limit, or two different prices, is a 400 naming the later
-    line's field."""
-    merged: dict[str, s.OrderLineBody] = {}
-    first: dict[str, int] = {}
-    errors = []
-    for i, line in enumerate(lines):
-        if line.sku not in merged:
-            merged[line.sku], first[line.sku] = line, i
-            continue
-        had, j = merged[line.sku], first[line.sku]
-        quantity = had.quantity + line.quantity
-        if quantity > MAX_QTY:
-            errors.append({"field": f"lines[{i}].quantity", "message": (
-                f"lines[{j}] and lines[{i}] name SKU {line.sku}, so they are merged: "
-                f"their quantities sum to {quantity}, above {MAX_QTY}")})
-        if None not in (had.unit_price, line.unit_price) and had.unit_price != line.unit_price:
-            errors.append({"field": f"lines[{i}].unit_price", "message": (
-                f"lines[{j}] and lines[{i}] name SKU {line.sku}, so they are merged, but their "
-                f"unit prices differ ({had.unit_price} and {line.unit_price})")})
-        merged[line.sku] = s.OrderLineBody(sku=line.sku, quantity=quantity,
-                                           unit_price=had.unit_price or line.unit_price)
-    if errors:
-        raise ApiProblem(VALIDATION, "; ".join(e["message"] for e in errors)[:1000], errors=errors)
-    return list(merged.values())
+def order_request(data: s.OrderBody, principal: Principal) -> ordering.OrderRequest:
+    return ordering.OrderRequest(
+        channel=data.channel, customer_id=data.customer_id, profile_id=data.profile_id,
+        po_number=data.po_number, backorder_policy=data.backorder_policy, currency=data.currency,
+        ship_to=msgspec.to_builtins(data.ship_to) if data.ship_to else None, notes=data.notes,
+        lines=tuple(ordering.LineRequest(sku=l.sku, quantity=l.quantity, unit_price=l.unit_price)
+                    for l in data.lines),
+        caller_customer_id=principal.customer_id, caller_is_wholesale=principal.is_wholesale,
+        caller_is_staff=principal.role in (Role.ADMIN, Role.OPERATOR))
 
 
-async def _resolve_order(services: Services, principal: Principal, data: s.OrderBody) -> dict[str, Any]:
-    """Checks who may place this order and fills in the customer's profile."""
-    if principal.is_wholesale:
-        if data.channel != "wholesale":
-            raise ApiProblem(FORBIDDEN, "a wholesale key places wholesale orders only")
-        if data.customer_id is not None and data.customer_id != principal.customer_id:
-            raise _not_found("no such customer", "customer_id")
-        customer_id = principal.customer_id
-    else:
-        customer_id = data.customer_id
-    if data.backorder_policy == "accept":
-        if data.channel != "dtc":
-            raise ApiProblem(VALIDATION, "accept is for DTC orders only",
-                             errors=[{"field": "backorder_policy", "message": "accept is DTC only"}])
-        if principal.role not in (Role.ADMIN, Role.OPERATOR):
-            raise ApiProblem(FORBIDDEN, "only staff keys may place accept orders")
-    profile: dict[str, Any] = {}
+async def build_order(services: Services, req: ordering.OrderRequest) -> PlaceOrder:
+    """Looks up the order's customer (Redis) and builds its command
+    (engine/ordering.py); the staff UI builds phone orders the same way."""
+    customer_id = ordering.order_customer(req)
+    ordering.check_policy(req)
+    customer = None
     if customer_id is not None:
         customer = await load_customer(services, customer_id)
         if customer is None:
-            raise _not_found("no such customer", "customer_id")
-        profiles = customer.get("profiles") or []
-        if data.profile_id is not None:
-            match = [p for p in profiles if p["id"] == data.profile_id]
-            if not match:
-                raise _not_found("no such profile for this customer", "profile_id")
-            profile = match[0]
-            if profile["channel"] != data.channel:
-                raise ApiProblem(VALIDATION, "the profile is for another channel",
-                                 errors=[{"field": "profile_id", "message": "channel mismatch"}])
-        else:
-            profile = next((p for p in profiles if p["channel"] == data.channel), {})
-    elif data.profile_id is not None:
-        raise _not_found("no such profile", "profile_id")
-    policy = data.backorder_policy or profile.get("backorder_policy") or default_policy(Channel(data.channel))
-    return {"customer_id": customer_id, "profile": profile, "policy": str(policy)}
+            raise ordering.OrderRequestError("not_found", "no such customer",
+                                             [{"field": "customer_id", "message": "no such customer"}])
+    return ordering.place_order(req, customer, now_ms=int(time.time() * 1000))
 
 
 def packed(data: s.ShipmentBody) -> list[dict[str, Any]] | None:
@@ -135,30 +91,11 @@ class OrderController(Controller):
     async def create(self, data: JSONBody[s.OrderBody], request: Request, services: NamedDependency[Services]) -> s.OrderView:
         data = await s.strict_body(request, s.OrderBody)
         principal: Principal = request.user
-        lines = _merge_lines(data.lines)
+        req = order_request(data, principal)
+        ordering.merge_lines(req.lines)  # a 400 for the lines before anything else
 
         async def build() -> PlaceOrder:
-            resolved = await _resolve_order(services, principal, data)
-            order_id = "ord_" + uuid.uuid4().hex[:16]
-            profile = resolved["profile"]
-            # The order's own document, kept in Redis with every open order
-            # (so only what is set: an absent field reads as null, the id and
-            # channel are the order's own fields, "source" is "api" by default)
-            header = _present({
-                "customer_id": resolved["customer_id"],
-                "profile_id": profile.get("id"),
-                "po_number": data.po_number,
-                "payment_terms": profile.get("payment_terms"),
-                "currency": data.currency,
-                "created_at_ms": int(time.time() * 1000),
-                "ship_to": msgspec.to_builtins(data.ship_to) if data.ship_to else profile.get("ship_to"),
-                "notes": data.notes,
-            })
-            if any(l.unit_price is not None for l in lines):
-                header["lines"] = [_present({"unit_price": l.unit_price}) for l in lines]
-            return PlaceOrder(order_id=order_id, channel=data.channel, policy=resolved["policy"],
-                              lines=tuple(OrderLineRequest(sku=l.sku, qty=l.quantity) for l in lines),
-                              doc=msgspec.json.encode(header).decode())
+            return await build_order(services, req)
 
         result = await services.operations.run(request, principal, data, build)
         return order_view(result.order)
@@ -248,21 +185,10 @@ class OrderController(Controller):
          summary="What to pick for the reserved units: cases and eaches (wholesale), eaches (DTC)")
     async def pick_list(self, order_id: IdPath, request: Request, services: NamedDependency[Services]) -> s.PickList:
         order = await visible_order(services, request.user, order_id)
-        wanted: dict[str, int] = {}
-        for line in order.lines:
-            if line.sku and line.reserved:
-                wanted[line.sku] = wanted.get(line.sku, 0) + line.reserved
-        inventory = dict(zip(wanted, await services.store.inventory(list(wanted)), strict=True))
-        lines = []
-        for sku, qty in wanted.items():
-            inv = inventory.get(sku)
-            pack = inv.details.get("case_pack") if inv else None
-            if order.channel is Channel.WHOLESALE and pack and pack > 1:
-                cases, eaches = divmod(qty, pack)
-            else:
-                cases, eaches = 0, qty
-            lines.append(s.PickLine(sku=sku, name=inv.details.get("name") if inv else None, quantity=qty,
-                                    case_pack=pack, cases=cases, eaches=eaches))
+        wanted = list(reserved_by_sku(order))
+        inventory = dict(zip(wanted, await services.store.inventory(wanted), strict=True))
+        lines = [s.PickLine(sku=p.sku, name=p.name, quantity=p.quantity, case_pack=p.case_pack,
+                            cases=p.cases, eaches=p.eaches) for p in pick_lines(order, inventory)]
         return s.PickList(order_id=order.id, number=order.number, po_number=order.header.get("po_number"),
                           channel=order.channel.value, lines=lines)
 

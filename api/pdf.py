@@ -46,16 +46,8 @@ def packing_slip(order: Order, *, merchant: str, names: dict[str, str | None],
         if line.exception:
             exceptions[key] = exceptions.get(key, 0) + line.exception
 
-    pdf = FPDF(format="Letter")
-    pdf.set_title(f"Packing slip {order.number}")
-    pdf.set_auto_page_break(auto=True, margin=15)
-    pdf.add_page()
-    pdf.set_font("helvetica", "B", 16)
-    pdf.cell(0, 9, _latin1(merchant), new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("helvetica", "", 12)
-    pdf.cell(0, 7, "PACKING SLIP", new_x="LMARGIN", new_y="NEXT")
+    pdf = _document(f"Packing slip {order.number}", merchant, "PACKING SLIP")
     pdf.ln(2)
-    pdf.set_font("helvetica", "", 10)
     facts = [("Order number", str(order.number)), ("Order id", order.id)]
     if h.get("po_number"):
         facts.append(("PO number", h["po_number"]))
@@ -63,11 +55,7 @@ def packing_slip(order: Order, *, merchant: str, names: dict[str, str | None],
     for x in shipments:
         tracking = " ".join(p for p in (x.get("carrier"), x.get("tracking_number")) if p)
         facts.append((f"Shipment {x['id']}", f"{x.get('method') or ''} {tracking}".strip()))
-    for label, value in facts:
-        pdf.set_font("helvetica", "B", 10)
-        pdf.cell(40, 6, _latin1(label))
-        pdf.set_font("helvetica", "", 10)
-        pdf.cell(0, 6, _latin1(value), new_x="LMARGIN", new_y="NEXT")
+    _facts(pdf, facts)
     pdf.ln(3)
     pdf.set_font("helvetica", "B", 10)
     pdf.cell(0, 6, "Ship to", new_x="LMARGIN", new_y="NEXT")
@@ -124,6 +112,27 @@ def carton_labels(order: Order, shipment: dict[str, Any], *, merchant: str) -> b
     return render(labels, title=f"Carton labels {shipment['id']}")
 
 
+def _document(title: str, merchant: str, heading: str) -> FPDF:
+    pdf = FPDF(format="Letter")
+    pdf.set_title(title)
+    pdf.set_auto_page_break(auto=True, margin=15)
+    pdf.add_page()
+    pdf.set_font("helvetica", "B", 16)
+    pdf.cell(0, 9, _latin1(merchant), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("helvetica", "", 12)
+    pdf.cell(0, 7, heading, new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("helvetica", "", 10)
+    return pdf
+
+
+def _facts(pdf: FPDF, facts: list[tuple[str, str]]) -> None:
+    for label, value in facts:
+        pdf.set_font("helvetica", "B", 10)
+        pdf.cell(40, 6, _latin1(label))
+        pdf.set_font("helvetica", "", 10)
+        pdf.cell(0, 6, _latin1(value), new_x="LMARGIN", new_y="NEXT")
+
+
 def _table(pdf: FPDF, title: str, rows: dict[str, int], names: dict[str, str | None], *, empty: str) -> None:
     pdf.set_font("helvetica", "B", 11)
     pdf.cell(0, 7, title, new_x="LMARGIN", new_y="NEXT")
@@ -140,3 +149,28 @@ def _table(pdf: FPDF, title: str, rows: dict[str, int], names: dict[str, str | N
             row.cell(_latin1(sku))
             row.cell(_latin1(names.get(sku) or ""))
             row.cell(str(qty))
+
+
+def pick_list(order: Order, lines, *, merchant: str) -> bytes:
+    """The pick list (engine/picking.py's lines) as a PDF: per SKU the
+    reserved quantity in cases and eaches."""
+    h = order.header
+    pdf = _document(f"Pick list {order.number}", merchant, "PICK LIST")
+    facts = [("Order number", str(order.number)), ("Channel", order.channel.value)]
+    if h.get("po_number"):
+        facts.append(("PO number", h["po_number"]))
+    _facts(pdf, facts)
+    pdf.ln(3)
+    if not lines:
+        pdf.cell(0, 6, "nothing reserved to pick", new_x="LMARGIN", new_y="NEXT")
+        return bytes(pdf.output())
+    with pdf.table(col_widths=(35, 75, 20, 20, 20, 20),
+                   text_align=("LEFT", "LEFT", "RIGHT", "RIGHT", "RIGHT", "RIGHT")) as table:
+        header = table.row()
+        for cell in ("SKU", "Item", "Units", "Case pack", "Cases", "Eaches"):
+            header.cell(cell)
+        for p in lines:
+            row = table.row()
+            for cell in (p.sku, p.name or "", p.quantity, p.case_pack or "", p.cases, p.eaches):
+                row.cell(_latin1(cell))
+    return bytes(pdf.output())

@@ -26,6 +26,7 @@ from engine.errors import (
     NotReady,
     OnhandError,
 )
+from engine.ordering import OrderRequestError
 
 log = logging.getLogger("onhand.api")
 
@@ -110,6 +111,9 @@ def domain_problem(exc: OnhandError) -> tuple[ProblemType, str, dict[str, Any], 
     if isinstance(exc, NotReady):
         return (NOT_READY, exc.detail, {"retry_after_s": exc.retry_after_s, "reason": exc.reason},
                 not_ready_headers(exc.retry_after_s))
+    if isinstance(exc, OrderRequestError):
+        kind = {"validation": VALIDATION, "not_found": NOT_FOUND, "forbidden": FORBIDDEN}[exc.kind]
+        return kind, exc.detail, {"errors": exc.errors or None}, None
     if isinstance(exc, IdempotencyKeyReused):
         return KEY_REUSED, str(exc) or KEY_REUSED.title, {}, None
     if isinstance(exc, IdempotencyInFlight):

@@ -40,36 +40,71 @@ class OrderReader:
         snap = await self._pg(queries.order_by_id, self.store.keys.merchant, order_id)
         return order_from_snapshot(snap) if snap else None
 
-    async def list(self, f: OrderFilter, *, limit: int, offset: int) -> tuple[list[Order], int]:
+    async def exists(self, f: OrderFilter) -> bool:
+        """Whether any order matches (the staff UI's search tries several readings of a query)."""
         redis, keys = self.store.redis, self.store.keys
         unsynced = sorted(m.decode() for m in await redis.smembers(keys.unsynced))
-        want = offset + limit
+        if await self.pg_call(lambda conn: queries.count_orders(conn, self.store.keys.merchant, f, unsynced, cap=1)):
+            return True
+        return bool(await self._recent(unsynced, f))
 
-        async def from_pg(conn):
-            total = await queries.count_orders(conn, keys.merchant, f, unsynced)
-            rows = await queries.list_orders(conn, keys.merchant, f, unsynced, want)
-            return total, [order_from_snapshot(r) for r in rows]
+    async def list(self, f: OrderFilter, *, limit: int, offset: int,
+                   count_cap: int | None = None) -> tuple[list[Order], int]:
+        """A page of the matching orders, newest first, and how many match
+        (with ``count_cap``: counted up to that many in PostgreSQL)."""
+        redis, keys = self.store.redis, self.store.keys
+        unsynced = sorted(m.decode() for m in await redis.smembers(keys.unsynced))
+
+        async def count(conn):
+            return await queries.count_orders(conn, keys.merchant, f, unsynced, cap=count_cap)
 
         # PostgreSQL first: while it is down this answers 503 before reading
         # what may be a long backlog of unsynced orders from Redis
-        pg_total, older = await self.pg_call(from_pg)
-        recent: list[Order] = []
-        if unsynced:
-            async with redis.pipeline(transaction=False) as pipe:
-                for oid in unsynced:
-                    pipe.hgetall(keys.order(oid))
-                rows = await pipe.execute()
-            for oid, row in zip(unsynced, rows, strict=True):
-                if not row:
-                    continue
-                snap = {k.decode(): v.decode() for k, v in row.items()}
-                snap["id"] = oid
-                order = order_from_snapshot(snap)
-                if f.matches(order, order.header):
-                    recent.append(order)
-        recent.sort(key=lambda o: o.number, reverse=True)
+        pg_total = await self.pg_call(count)
+        recent = await self._recent(unsynced, f)
+        newest_in_pg = 0
+        if recent:
+            newest_in_pg = await self.pg_call(lambda conn: queries.newest_number(conn, keys.merchant, f, unsynced))
+        if not recent or recent[-1].number > newest_in_pg:
+            # the usual case: the orders PostgreSQL lacks are the newest ones,
+            # so they come first and PostgreSQL pages the rest by itself
+            head = recent[offset:offset + limit]
+            skip, want = max(0, offset - len(recent)), limit - len(head)
+            older = await self._page(f, unsynced, want, skip, pg_total) if want else []
+            return head + older, pg_total + len(recent)
+        want = offset + limit
+        older = await self._page(f, unsynced, want, 0, pg_total)
         merged = list(heapq.merge(recent, older, key=lambda o: -o.number))
         return merged[offset:want], pg_total + len(recent)
+
+    async def _page(self, f: OrderFilter, unsynced: list[str], limit: int, offset: int,
+                    matches: int) -> list[Order]:
+        async def rows(conn):
+            return [order_from_snapshot(r) for r in await queries.list_orders(
+                conn, self.store.keys.merchant, f, unsynced, limit, offset, matches=matches)]
+
+        return await self.pg_call(rows)
+
+    async def _recent(self, unsynced: list[str], f: OrderFilter) -> list[Order]:
+        """The matching orders PostgreSQL may not have yet, from Redis, newest first."""
+        if not unsynced:
+            return []
+        redis, keys = self.store.redis, self.store.keys
+        async with redis.pipeline(transaction=False) as pipe:
+            for oid in unsynced:
+                pipe.hgetall(keys.order(oid))
+            rows = await pipe.execute()
+        recent: list[Order] = []
+        for oid, row in zip(unsynced, rows, strict=True):
+            if not row:
+                continue
+            snap = {k.decode(): v.decode() for k, v in row.items()}
+            snap["id"] = oid
+            order = order_from_snapshot(snap)
+            if f.matches(order, order.header):
+                recent.append(order)
+        recent.sort(key=lambda o: o.number, reverse=True)
+        return recent
 
     async def _pg(self, fn, *args):
         return await self.pg_call(lambda conn: fn(conn, *args))
@@ -92,12 +127,16 @@ def _newest_first(doc: dict[str, Any]) -> tuple:
 
 
 def customer_matches(doc: dict[str, Any], q: str | None) -> bool:
-    """The PostgreSQL search's rule (a substring of name, email or phone, any
-    case), for a customer read from Redis."""
+    """The PostgreSQL search's rule (a substring of name, email, phone,
+    company or account number, any case), for a customer read from Redis."""
     if not q:
         return True
     q = q.lower()
-    return any(q in (doc.get(f) or "").lower() for f in ("name", "email", "phone"))
+    return any(q in (doc.get(f) or "").lower() for f in CUSTOMER_SEARCH_FIELDS)
+
+
+#: What a customer search looks in (persistence/queries.py searches the same).
+CUSTOMER_SEARCH_FIELDS = ("name", "email", "phone", "company", "account_number")
 
 
 class RecordReader:
@@ -114,6 +153,12 @@ class RecordReader:
         return await self._list("customer",
                                 lambda conn, ex, n: queries.search_customers(conn, merchant, q, ex, n),
                                 lambda doc: customer_matches(doc, q), limit=limit, offset=offset)
+
+    async def users(self, *, limit: int, offset: int) -> tuple[list[dict], int]:
+        """Staff users of the web UI (their docs hold the password hash: never show it)."""
+        merchant = self.store.keys.merchant
+        return await self._list("user", lambda conn, ex, n: queries.users(conn, merchant, ex, n),
+                                lambda doc: True, limit=limit, offset=offset)
 
     async def api_keys(self, *, limit: int, offset: int) -> tuple[list[dict], int]:
         merchant = self.store.keys.merchant

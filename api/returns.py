@@ -18,6 +18,16 @@ from api.views import return_view
 from engine.commands import ReturnLineRequest, ReturnUnits
 
 
+async def return_command(services: Services, order, reason: str | None,
+                         lines: tuple[ReturnLineRequest, ...]) -> ReturnUnits:
+    """The command for a return of ``order`` (the API's and the staff UI's)."""
+    if await services.store.order(order.id) is None:
+        # an old, closed order: PostgreSQL has it, Redis let it go
+        await services.store.load_closed_order(order, services.settings.closed_order_retention_s * 1000)
+    return ReturnUnits(return_id="ret_" + uuid.uuid4().hex[:16], order_id=order.id, reason=reason,
+                       lines=lines)
+
+
 class ReturnController(Controller):
     tags = ["returns"]
 
@@ -28,14 +38,8 @@ class ReturnController(Controller):
         data = await s.strict_body(request, s.ReturnBody)
         async def build() -> ReturnUnits:
             order = await visible_order(services, request.user, data.order_id)
-            if await services.store.order(order.id) is None:
-                # an old, closed order: PostgreSQL has it, Redis let it go
-                await services.store.load_closed_order(
-                    order, services.settings.closed_order_retention_s * 1000)
-            return ReturnUnits(
-                return_id="ret_" + uuid.uuid4().hex[:16], order_id=data.order_id, reason=data.reason,
-                lines=tuple(ReturnLineRequest(sku=l.sku, qty=l.quantity, restock=l.restock)
-                            for l in data.lines))
+            return await return_command(services, order, data.reason, tuple(
+                ReturnLineRequest(sku=l.sku, qty=l.quantity, restock=l.restock) for l in data.lines))
 
         result = await services.operations.run(request, request.user, data, build)
         return return_view(result.data["return"], result.fills + result.later_fills)

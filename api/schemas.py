@@ -259,6 +259,10 @@ class CustomerBody(Body, kw_only=True):
     email: Annotated[str, Meta(max_length=255)] | None = None
     phone: Annotated[str, Meta(max_length=64)] | None = None
     profiles: Annotated[list[ProfileBody], Meta(min_length=1, max_length=20)]
+    #: The company, and the merchant's own account number for the customer
+    #: (both searched, like name, email and phone).
+    company: ShortText | None = None
+    account_number: Annotated[str, Meta(max_length=64)] | None = None
 
 
 class OrderLineBody(Body, kw_only=True):
@@ -531,6 +535,8 @@ class CustomerView(View, kw_only=True):
     phone: str | None = None
     profiles: list[ProfileView]
     created_at: str
+    company: str | None = None
+    account_number: str | None = None
 
 
 class CustomerList(View, kw_only=True):

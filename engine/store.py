@@ -347,6 +347,32 @@ class Store:
             rows = await pipe.execute()
         return [_inventory(sku, row) for sku, row in zip(skus, rows, strict=True)]
 
+    async def waiting_lines(self, sku: str, limit: int = 200) -> list:
+        """The lines waiting for this SKU (backordered or exception units),
+        oldest acceptance first, both channels (engine.ordering.WaitingLine):
+        what a receipt would fill (engine.ordering.preview_fills)."""
+        from engine.ordering import WaitingLine
+
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrange(self.keys.waiting_dtc(sku), 0, limit - 1, withscores=True)
+            pipe.zrange(self.keys.waiting_wholesale(sku), 0, limit - 1, withscores=True)
+            dtc, wholesale = await pipe.execute()
+        members = sorted([(int(seq), m.decode(), "dtc") for m, seq in dtc]
+                         + [(int(seq), m.decode(), "wholesale") for m, seq in wholesale])[:limit]
+        ids = list(dict.fromkeys(m.rpartition("#")[0] for _, m, _ in members))
+        orders = {oid: await self.order(oid) for oid in ids}
+        out = []
+        for seq, member, channel in members:
+            oid, _, idx = member.rpartition("#")
+            order = orders.get(oid)
+            if order is None or int(idx) >= len(order.lines):
+                continue
+            line = order.lines[int(idx)]
+            units = line.backordered + line.exception
+            if units:
+                out.append(WaitingLine(order_id=oid, line=int(idx), seq=seq, channel=channel, units=units))
+        return out
+
     async def order(self, order_id: str) -> Order | None:
         row = await self.redis.hgetall(self.keys.order(order_id))
         if not row:

@@ -7,7 +7,7 @@
 --
 -- KEYS[1]  merchant prefix (see lib.lua for the derived key patterns)
 -- ARGV     common ARGV[1..7] (lib.lua); ARGV[6] command:
---   kind   "customer" | "api_key"
+--   kind   "customer" | "api_key" | "user"
 --   id     string, 1-64 of [A-Za-z0-9_-]
 --   doc    the record as a JSON object in a string (<= 256 KiB), or null to
 --          remove it
@@ -31,7 +31,7 @@
 local cmd, early = begin()
 if early then return early end
 
-local KINDS = {customer = true, api_key = true}
+local KINDS = {customer = true, api_key = true, user = true}
 local kind, id, doc = cmd.kind, cmd.id, cmd.doc
 if type(kind) ~= 'string' or not KINDS[kind] then return invalid('kind', 'unknown record kind') end
 if not is_id(id) then return invalid('id', 'must be 1-64 of [A-Za-z0-9_-]') end

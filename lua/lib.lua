@@ -44,7 +44,7 @@
 --   P:dirtyat        hash    sku -> ms of its oldest change not yet pushed
 --   Shopify (lua/shopify_*.lua): P:wh:<key> (delivery records), P:shp:pend:<id>
 --   (cancels and refunds waiting for their order), P:sy:<sku> (sync state:
---   p o w g l [b bq bs bg bm], see shopify_sync_commit.lua; kept in PostgreSQL),
+--   p o w g l [pt] [b bq bs bg bm], see shopify_sync_commit.lua; kept in PostgreSQL),
 --   P:syr:<sku> (sales held back from Shopify), P:shopify:app, P:sync:*
 --   P:fillq          set     SKUs whose fill stopped at the fill limit
 --   P:sscc           integer the last SSCC serial handed out (ship.lua)

@@ -48,7 +48,7 @@
 --
 -- Writes: P:sy:<sku>, P:sync:inflight, P:sync:wal, P:sync:stats, P:sync:log,
 --   P:dirty, P:dirtyat, P:outbox (one shopify.synced event: per SKU its
---   lineage, change of the balance, pushed, generation and settle)
+--   lineage, change of the balance, pushed, generation, settle and time)
 --
 -- Invariant kept: owed + pushed - seen is always Shopify's quantity plus what
 -- Shopify sold (net of its restocks) that onhand has not heard of (from a
@@ -122,8 +122,9 @@ for _, e in ipairs(entries) do
     redis.call('SADD', P .. ':dirty', e.sku)
     redis.call('HSETNX', P .. ':dirtyat', e.sku, now)
   end
+  -- pt: when Shopify was last known to hold p (the staff UI shows its age)
   redis.call('HSET', key_sync, 'p', e.quantity, 'o', balance - e.quantity, 'w', 0, 'g', gen + 1,
-    'l', lineage)
+    'l', lineage, 'pt', now)
   local settle = cjson.null
   if until_ then
     redis.call('HSET', key_sync, 'b', until_, 'bq', quiet and 1 or 0, 'bs', started, 'bg', gap)
@@ -134,7 +135,7 @@ for _, e in ipairs(entries) do
   end
   e.owed_after = balance - e.quantity
   sync[#sync + 1] = {sku = e.sku, l = lineage, dx = balance - before, p = e.quantity,
-                     g = gen + 1, s = settle}
+                     g = gen + 1, s = settle, t = now}
   committed = committed + 1
   if e.set and type(e.dirty_at) == 'number' then
     lag = math.max(lag or 0, now - e.dirty_at)

@@ -96,6 +96,7 @@ def cmd_reconcile(args, settings: Settings) -> int:
         result = reconcile(redis, engine, Keys(merchant_of(args, resolved)), settle_s=args.settle,
                            progress=_progress)
         engine.dispose()
+        _keep_reconcile_result(redis, Keys(resolved.merchant), result)
     for drift in result.drifts:
         print(f"DRIFT {drift.kind} {drift.entity}: {drift.detail}")
     print(f"reconcile: {result.checked_skus} SKUs and {result.checked_orders} orders checked against "
@@ -103,6 +104,19 @@ def cmd_reconcile(args, settings: Settings) -> int:
           f"{len(result.drifts)} drift(s) still there on the second pass"
           + (f", {result.transient} cleared by then" if result.transient else ""))
     return 1 if result.drifts else 0
+
+
+def _keep_reconcile_result(redis, keys, result) -> None:
+    """The staff UI's exceptions page shows the last reconcile (ui/exceptions.py)."""
+    import msgspec
+    from datetime import UTC, datetime
+
+    from ui.exceptions import RECONCILE_KEY
+
+    summary = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "checked_skus": result.checked_skus,
+               "checked_orders": result.checked_orders,
+               "drifts": [{"kind": d.kind, "entity": d.entity, "detail": d.detail} for d in result.drifts[:100]]}
+    redis.set(f"{keys.prefix}:{RECONCILE_KEY}", msgspec.json.encode(summary))
 
 
 def cmd_keys_create(args, settings: Settings) -> int:
@@ -174,6 +188,10 @@ def cmd_bench(args, settings: Settings) -> int:
         from loadtests.notify_bench import main as webhooks_bench
 
         return webhooks_bench(settings, out=args.out, quick=args.quick)
+    if args.what == "ui":
+        from loadtests.ui_bench import ui_bench
+
+        return ui_bench(settings, skus=args.skus, orders=args.orders, out=args.out, quick=args.quick)
     from loadtests.bench import main as load_bench
 
     return load_bench(settings, out=args.out, quick=args.quick)
@@ -223,13 +241,15 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(fn=cmd_demo)
 
     b = sub.add_parser("bench", help="benchmarks")
-    b.add_argument("what", choices=["engine", "load", "rebuild", "lag", "documents", "webhooks", "hotpath"],
+    b.add_argument("what", choices=["engine", "load", "rebuild", "lag", "documents", "webhooks", "hotpath", "ui"],
                    help="engine: Lua engine rates and memory; load: Locust scenarios vs the PostgreSQL "
                         "baseline; rebuild: Redis rebuilt from PostgreSQL; lag: PostgreSQL behind Redis; "
                         "documents: CSV and 850 imports vs the same orders through the API; "
                         "webhooks: delivery throughput and the order rate with endpoints subscribed; "
-                        "hotpath: POST /v1/orders against the bare stack it stands on (the yardstick)")
+                        "hotpath: POST /v1/orders against the bare stack it stands on (the yardstick); "
+                        "ui: the staff UI's searches and pages at 50,000 SKUs and 200,000 orders")
     b.add_argument("--orders", type=int, default=200_000)
+    b.add_argument("--skus", type=int, default=50_000, help="SKUs (bench ui)")
     b.add_argument("--out", default="bench-report")
     b.add_argument("--quick", action="store_true", help="the short smoke version")
     b.add_argument("--lines", type=int, default=5000,
@@ -242,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     cli_ops.add_parsers(sub)
     cli_merchants.add_parsers(sub)
     add_document_parsers(sub)
+    from onhand import cli_users
+
+    cli_users.add_parsers(sub)
     return p
 
 

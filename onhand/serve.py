@@ -53,7 +53,26 @@ def child_env(settings: Settings, metrics_dir: str) -> dict[str, str]:
     env["ONHAND_REDIS_URL"] = settings.redis_url or ""
     env["ONHAND_DATABASE_URL"] = settings.database_url or ""
     env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    if settings.ui_secret:
+        env["ONHAND_UI_SECRET"] = settings.ui_secret
     return env
+
+
+def ui_secret(settings: Settings) -> str:
+    """The staff UI's CSRF signing secret: ONHAND_UI_SECRET, else one kept in
+    the data dir (made on first start, mode 0600), so every API process and
+    every restart signs alike."""
+    if settings.ui_secret:
+        return settings.ui_secret
+    import secrets
+
+    path = settings.data_dir / "ui-secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path.read_text().strip()
 
 
 def prepare(settings: Settings) -> None:
@@ -212,11 +231,15 @@ class Supervisor:
 def serve(settings: Settings, *, host: str, port: int, api_processes: int, worker_processes: int,
           app: str = DEFAULT_APP) -> int:
     with servers(settings) as resolved:
+        import msgspec
+
+        resolved = msgspec.structs.replace(resolved, ui_secret=ui_secret(resolved))
         try:
             prepare(resolved)
         except UnsafeRedis as exc:
             log.error("refusing to start: %s", exc)
             return 2
-        print(f"onhand serving on http://{host}:{port} (API docs: http://{host}:{port}/schema)", flush=True)
+        print(f"onhand serving on http://{host}:{port} (staff UI: http://{host}:{port}/ui/login, "
+              f"API docs: http://{host}:{port}/schema)", flush=True)
         Supervisor(resolved, host, port, api_processes, worker_processes, app).run()
     return 0

@@ -163,6 +163,27 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     def edi_outbox_dir(self) -> Path:
         return self.edi_outbox or self.data_dir / "edi" / "outbox"
 
+    #: The staff web UI (ui/). A first admin user with this email and
+    #: password is created at start when no user exists.
+    admin_email: str | None = None
+    admin_password: str | None = None
+    #: Signs the UI's CSRF tokens; every API process of a deployment needs the
+    #: same one (`serve` makes one in the data dir when unset; an app started
+    #: on its own without it makes a random one per process).
+    ui_secret: str | None = None
+    #: A UI session ends after this many seconds without a request.
+    ui_session_idle_s: int = 3600
+    #: ... and this many seconds after the login, whatever happens (12 h).
+    ui_session_max_s: int = 12 * 3600
+    #: Failed logins allowed per account, and per client address, within
+    #: ui_login_window_s seconds; beyond them a login is refused until the
+    #: window ends.
+    ui_login_failures_per_account: int = 5
+    ui_login_failures_per_address: int = 20
+    ui_login_window_s: int = 900
+    #: Session and CSRF cookies only over HTTPS (set it behind TLS).
+    ui_secure_cookies: bool = False
+
     @property
     def shopify_configured(self) -> bool:
         """The Admin API can be reached (token and shop or API URL set)."""
@@ -230,6 +251,16 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             kwargs["shopify_sale_ack_window_ms"] = int(v)
         kwargs.update(_document_settings(get))
         kwargs.update(_notification_settings(get))
+        kwargs["admin_email"] = get("ONHAND_ADMIN_EMAIL")
+        kwargs["admin_password"] = get("ONHAND_ADMIN_PASSWORD")
+        kwargs["ui_secret"] = get("ONHAND_UI_SECRET")
+        for name in ("ui_session_idle_s", "ui_session_max_s", "ui_login_failures_per_account",
+                     "ui_login_failures_per_address", "ui_login_window_s"):
+            env_name = "ONHAND_" + name.upper().removesuffix("_S")
+            if (v := get(env_name)) is not None:
+                kwargs[name] = int(v)
+        if (v := get("ONHAND_UI_SECURE_COOKIES")) is not None:
+            kwargs["ui_secure_cookies"] = _flag(v)
         return cls(**kwargs)
 
 

@@ -43,6 +43,7 @@ from persistence.models import (
     ShopifyPending,
     ShopifySyncWal,
     State,
+    User,
     WebhookReceipt,
 )
 
@@ -305,6 +306,8 @@ def _records(conn: Connection, entries: list[OutboxEntry], merchant: str) -> Non
             _customer(conn, merchant, d["id"], int(d["v"]), body, ms_to_dt(at))
         elif d["kind"] == "api_key":
             _api_key(conn, merchant, d["id"], int(d["v"]), body, ms_to_dt(at))
+        elif d["kind"] == "user":
+            _user(conn, merchant, d["id"], int(d["v"]), body, ms_to_dt(at))
 
 
 def _customer(conn: Connection, merchant: str, cid: str, version: int, doc: dict | None,
@@ -349,6 +352,23 @@ def _api_key(conn: Connection, merchant: str, kid: str, version: int, doc: dict 
         index_elements=[ApiKey.merchant_id, ApiKey.id],
         set_={c: stmt.excluded[c] for c in row if c not in keep},
         where=ApiKey.version < stmt.excluded.version,
+    )
+    conn.execute(stmt)
+
+
+def _user(conn: Connection, merchant: str, uid: str, version: int, doc: dict | None,
+          at: datetime) -> None:
+    if doc is None:
+        return  # users are disabled, never removed
+    row = {"merchant_id": merchant, "id": uid, "email": doc["email"], "role": doc["role"],
+           "password_hash": doc["password_hash"], "disabled": bool(doc.get("disabled")), "doc": doc,
+           "version": version, "updated_at": at,
+           "created_at": ms_to_dt(doc["created_at_ms"]) if doc.get("created_at_ms") else at}
+    stmt = insert(User).values(row)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[User.merchant_id, User.id],
+        set_={c: stmt.excluded[c] for c in row if c not in ("merchant_id", "id", "created_at")},
+        where=User.version < stmt.excluded.version,
     )
     conn.execute(stmt)
 
@@ -415,14 +435,16 @@ def _shopify(conn: Connection, entries: list[OutboxEntry], merchant: str) -> Non
 
 
 _SYNC_STATE = text("""
-INSERT INTO shopify_sync_state AS s (merchant_id, sku, lineage, balance, pushed, gen, settle, updated_at)
-VALUES (:merchant_id, :sku, :lineage, :balance, :pushed, :gen, CAST(:settle AS jsonb), :updated_at)
+INSERT INTO shopify_sync_state AS s (merchant_id, sku, lineage, balance, pushed, gen, settle, updated_at, pushed_at)
+VALUES (:merchant_id, :sku, :lineage, :balance, :pushed, :gen, CAST(:settle AS jsonb), :updated_at, :pushed_at)
 ON CONFLICT (merchant_id, sku) DO UPDATE SET
     balance = CASE WHEN excluded.lineage > s.lineage THEN excluded.balance
                    WHEN excluded.lineage = s.lineage THEN s.balance + excluded.balance
                    ELSE s.balance END,
     pushed = CASE WHEN (excluded.lineage, excluded.gen) > (s.lineage, s.gen)
                   THEN excluded.pushed ELSE s.pushed END,
+    pushed_at = CASE WHEN (excluded.lineage, excluded.gen) > (s.lineage, s.gen)
+                     THEN excluded.pushed_at ELSE s.pushed_at END,
     settle = CASE WHEN (excluded.lineage, excluded.gen) > (s.lineage, s.gen)
                   THEN excluded.settle ELSE s.settle END,
     gen = CASE WHEN (excluded.lineage, excluded.gen) > (s.lineage, s.gen)
@@ -447,7 +469,8 @@ def _shopify_sync(conn: Connection, entries: list[OutboxEntry], merchant: str) -
             sku, lineage = c["sku"], int(c.get("l") or 0)
             row = sums.get(sku)
             if row is None or lineage > row["lineage"]:
-                row = sums[sku] = {"merchant_id": merchant, "sku": sku, "lineage": lineage, "balance": 0, "pushed": None,
+                row = sums[sku] = {"merchant_id": merchant, "sku": sku, "lineage": lineage, "balance": 0,
+                                   "pushed": None, "pushed_at": None,
                                    "gen": 0, "settle": None, "updated_at": at}
             elif lineage < row["lineage"]:
                 continue
@@ -456,6 +479,7 @@ def _shopify_sync(conn: Connection, entries: list[OutboxEntry], merchant: str) -
             if c.get("g") is not None and int(c["g"]) > row["gen"]:
                 settle = c.get("s") if isinstance(c.get("s"), dict) else None
                 row.update(gen=int(c["g"]), pushed=int(c["p"]),
+                           pushed_at=ms_to_dt(c["t"]) if c.get("t") is not None else None,
                            settle=None if settle is None else msgspec.json.encode(settle).decode())
         if e.event.get("t") == "shopify.synced" and e.event.get("key"):
             closed.append(e.event["key"])

@@ -64,6 +64,14 @@ class Sku(Base):
     """A SKU's details and its counters as of ``version`` (the Redis version)."""
 
     __tablename__ = "skus"
+    #: the staff UI's SKU search: a prefix of the SKU, the UPC or the name, any case
+    __table_args__ = (
+        Index("ix_skus_sku_prefix", "merchant_id", func.lower(text("sku")),
+              postgresql_ops={"lower(sku)": "text_pattern_ops"}),
+        Index("ix_skus_name_prefix", "merchant_id", func.lower(text("name")),
+              postgresql_ops={"lower(name)": "text_pattern_ops"}),
+        Index("ix_skus_upc_prefix", "merchant_id", "upc", postgresql_ops={"upc": "text_pattern_ops"}),
+    )
 
     merchant_id: Mapped[str] = merchant_column()
     sku: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -122,6 +130,8 @@ class Order(Base):
         UniqueConstraint("merchant_id", "seq", name="orders_merchant_seq_key"),
         Index("ix_orders_customer_id", "merchant_id", "customer_id"),
         Index("ix_orders_shopify_order_id", "merchant_id", "shopify_order_id"),
+        #: lists filtered by status (and channel), newest first, a page at a time
+        Index("ix_orders_status_channel_seq", "merchant_id", "status", "channel", "seq"),
     )
 
     merchant_id: Mapped[str] = merchant_column()
@@ -171,7 +181,9 @@ class Shipment(Base):
     __tablename__ = "shipments"
     __table_args__ = (Index("ix_shipments_order_id", "merchant_id", "order_id"),
                       Index("ix_shipments_tracking_number", "merchant_id", "tracking_number"),
-                      Index("ix_shipments_shipped_at", "merchant_id", "shipped_at"))
+                      Index("ix_shipments_shipped_at", "merchant_id", "shipped_at"),
+                      #: the staff UI's order search by tracking number, any case
+                      Index("ix_shipments_tracking_lower", "merchant_id", func.lower(text("tracking_number"))))
 
     merchant_id: Mapped[str] = merchant_column()
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -268,6 +280,26 @@ class ApiKey(Base):
     version: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class User(Base):
+    """A staff user of the web UI (ui/users.py): role and the argon2 hash of
+    the password (never the password). ``doc`` is the record as Redis holds it."""
+
+    __tablename__ = "users"
+
+    merchant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    email: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    disabled: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    doc: Mapped[dict] = mapped_column(JSONB)
+    version: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (UniqueConstraint("merchant_id", "email", name="uq_users_merchant_email"),)
 
 
 class Reservation(Base):
@@ -430,6 +462,8 @@ class ShopifySyncState(Base):
     #: Shopify's quantity after onhand's newest write (None: no commit of
     #: this lineage applied yet; such a row is not restored).
     pushed: Mapped[int | None] = mapped_column(BigInteger)
+    #: When ``pushed`` was committed (the staff UI shows its age; P:sy pt).
+    pushed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     #: Commits so far: the version of ``pushed`` and the settle.
     gen: Mapped[int] = mapped_column(BigInteger)
     #: While the SKU settles after its first push (workers/shopify_sync.py):

@@ -35,7 +35,7 @@ from engine.keys import Keys
 from persistence.apply import SHOPIFY_APP_STATE
 from persistence.models import (ApiKey, Customer, IdempotencyRecord, Order, OrderLine, Receipt,
                                 ShopifyPending, ShopifySyncState, ShopifySyncWal, Sku, State,
-                                WebhookReceipt)
+                                User, WebhookReceipt)
 
 log = logging.getLogger("onhand.rebuild")
 
@@ -62,6 +62,7 @@ class RebuildReport:
     shopify_held_sales: int = 0
     drained_first: int = 0
     seconds: float = 0.0
+    users: int = 0
     warnings: list[str] = field(default_factory=list)
 
 
@@ -175,6 +176,12 @@ class Rebuilder:
             pipe.hset(f"{self.keys.prefix}:d:customer:{cid}",
                       mapping={"doc": _encode.encode(doc), "v": version})
             report.customers += 1
+            self._flush(pipe, n)
+        # staff users of the web UI (ui/users.py): logging in needs only Redis
+        for uid, doc, version in conn.execute(select(User.id, User.doc, User.version)
+                                              .where(User.merchant_id == m)):
+            pipe.hset(f"{self.keys.prefix}:d:user:{uid}", mapping={"doc": _encode.encode(doc), "v": version})
+            report.users += 1
             self._flush(pipe, n)
         for kid, doc, version in conn.execute(select(ApiKey.id, ApiKey.doc, ApiKey.version)
                                               .where(ApiKey.merchant_id == m)):
@@ -347,11 +354,13 @@ class Rebuilder:
         n = [0]
         t = ShopifySyncState
         m = self.keys.merchant
-        rows = conn.execute(select(t.sku, t.pushed, t.balance, t.gen, t.lineage, t.settle).where(
+        rows = conn.execute(select(t.sku, t.pushed, t.balance, t.gen, t.lineage, t.settle, t.pushed_at).where(
             t.merchant_id == m, t.pushed.is_not(None), t.sku.in_(select(Sku.sku).where(Sku.merchant_id == m))))
         for row in rows:
             fields = {"p": row.pushed, "o": row.balance - row.pushed, "w": 0, "g": row.gen,
                       "l": row.lineage}
+            if row.pushed_at is not None:
+                fields["pt"] = _ms(row.pushed_at)
             if row.settle and row.settle.get("u") is not None:
                 st = row.settle
                 fields.update(b=int(st["u"]), bq=1 if st.get("q") else 0, bs=int(st.get("s") or 0),

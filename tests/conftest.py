@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from redis.asyncio import Redis
@@ -101,10 +102,10 @@ def pg_template(pg_server_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture
-def database_url(pg_server_url: str, pg_template: str) -> Iterator[str]:
-    """A fresh, migrated database for one test."""
-    name = "onhand_t_" + new_merchant()
+@contextmanager
+def fresh_database(pg_server_url: str, pg_template: str, prefix: str) -> Iterator[str]:
+    """A new database copied from the migrated template, dropped afterwards."""
+    name = prefix + new_merchant()
     admin = _admin(pg_server_url)
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"'))
@@ -114,3 +115,17 @@ def database_url(pg_server_url: str, pg_template: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def database_url(pg_server_url: str, pg_template: str) -> Iterator[str]:
+    """A fresh, migrated database for one test."""
+    with fresh_database(pg_server_url, pg_template, "onhand_t_") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_database_url(pg_server_url: str, pg_template: str) -> Iterator[str]:
+    """A fresh, migrated database for one test module (its tests share one stack)."""
+    with fresh_database(pg_server_url, pg_template, "onhand_ui_") as url:
+        yield url

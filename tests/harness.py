@@ -31,6 +31,26 @@ ADMIN_KEY = "test-admin-key-0123456789"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
+class AdminCalls:
+    """The admin's API calls of a synchronous stack (one with ``self.http``)."""
+
+    http: httpx.Client
+
+    def api(self, method: str, path: str, body=None, expect: int | None = None):
+        r = self.http.request(method, path, json=body)
+        if expect is not None:
+            assert r.status_code == expect, (method, path, r.status_code, r.text)
+        return r.json() if r.content else None
+
+    def sku(self, sku: str, units: int, **details) -> None:
+        """A SKU with ``details``, and ``units`` received."""
+        self.api("PUT", f"/v1/skus/{sku}", details, expect=200)
+        if units:
+            self.api("POST", "/v1/inventory/receipts",
+                     {"reference": f"ASN-{sku}-{time.monotonic_ns()}",
+                      "lines": [{"sku": sku, "quantity": units}]}, expect=201)
+
+
 @dataclass
 class Stack:
     settings: Settings

@@ -35,8 +35,10 @@ def test_429_with_retry_after_is_waited_out(shop):
 
 def test_the_cost_bucket_is_respected_after_one_throttled_answer(shop):
     emu, client = shop
-    # an almost empty bucket the client does not know about yet
-    emu.client.bucket(maximum_available=100, restore_rate=100, currently_available=0)
+    # an empty bucket the client does not know about yet, restoring slowly
+    # enough (2 points/s) that the first query surely finds it empty however
+    # busy the machine is (at 100/s it had restored a point within 10 ms)
+    emu.client.bucket(maximum_available=100, restore_rate=2, currently_available=0)
     for _ in range(4):
         client.execute(QUERY, cost=1)
     calls = emu.client.state()["call_log"]

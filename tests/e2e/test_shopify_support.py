@@ -24,7 +24,7 @@ from api.app import create_app
 from emulator import EmulatorServer
 from engine.keys import Keys
 from onhand.settings import Settings
-from tests.harness import ADMIN, ApiProcess, HttpServer, cleanup, initialise, stack_settings
+from tests.harness import ADMIN, AdminCalls, ApiProcess, HttpServer, cleanup, initialise, stack_settings
 from workers import runtime
 from workers.outbox import Drainer
 from workers.runtime import WorkerProcess
@@ -61,7 +61,7 @@ class ShopifyApiProcess(ApiProcess):
 
 
 @dataclass
-class ShopifyStack:
+class ShopifyStack(AdminCalls):
     settings: Settings
     emu: EmulatorServer
     app: HttpServer | ShopifyApiProcess
@@ -71,20 +71,7 @@ class ShopifyStack:
     worker: WorkerProcess | None
     pg: Any
 
-    # ---- onhand's API
-    def api(self, method: str, path: str, body: Any = None, expect: int | None = None) -> Any:
-        r = self.http.request(method, path, json=body)
-        if expect is not None:
-            assert r.status_code == expect, (method, path, r.status_code, r.text)
-        return r.json() if r.content else None
-
-    def sku(self, sku: str, units: int, **details: Any) -> None:
-        self.api("PUT", f"/v1/skus/{sku}", details, expect=200)
-        if units:
-            self.api("POST", "/v1/inventory/receipts",
-                     {"reference": f"ASN-{sku}-{time.monotonic_ns()}",
-                      "lines": [{"sku": sku, "quantity": units}]}, expect=201)
-
+    # ---- onhand's API (api, sku: AdminCalls)
     def inventory(self, sku: str) -> dict:
         return self.api("GET", f"/v1/inventory/{sku}", expect=200)
 

@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PRODUCT = ("onhand", "engine", "api", "persistence", "workers", "lua")
+PRODUCT = ("onhand", "engine", "api", "persistence", "workers", "lua", "ui")
 NOT_PRODUCT = ("loadtests", "emulator", "tests")
 
 
