@@ -89,7 +89,7 @@ class CsvImports(ImporterBase):
         col = parsed.columns
         if given is not None and o.customer and isinstance(customer, dict) and \
                 o.customer.lower() not in (customer["id"].lower(), (customer.get("name") or "").lower(),
-                                           (customer.get("account") or "").lower()):
+                                           account_of(customer).lower()):
             problems.append(Problem(message=f"the row names customer {o.customer!r}, the import is for {given}",
                                     line=o.first_line, column=col.get("customer")))
         if not isinstance(customer, dict):
@@ -192,9 +192,13 @@ class CsvImports(ImporterBase):
         profiles = [p for p in (existing or {}).get("profiles") or [] if p.get("channel") != "wholesale"]
         old = wholesale_profile(existing or {})
         profile = {"id": old.get("id") or "prf_" + digest("profile", cid)[:16], **c.profile}
-        doc = {"id": cid, "name": c.name, "email": c.email, "phone": c.phone, "account": c.account or None,
+        # what the file does not name (company, other fields set through the
+        # API or the UI) stays as it was
+        doc = {**(existing or {}), "id": cid, "name": c.name, "email": c.email, "phone": c.phone,
+               "account_number": c.account or account_of(existing or {}) or None,
                "profiles": [*profiles, profile],
                "created_at_ms": (existing or {}).get("created_at_ms") or int(time.time() * 1000)}
+        doc.pop("account", None)  # the import's name for it before the API had account_number
         if existing is not None and _same(existing, doc):
             outcome.status = "unchanged"
             return outcome
@@ -210,6 +214,12 @@ class CsvImports(ImporterBase):
 
 
 
+def account_of(customer: dict) -> str:
+    """The customer's account number (``account`` in records imported before
+    the API named it ``account_number``)."""
+    return customer.get("account_number") or customer.get("account") or ""
+
+
 def _same(a: dict, b: dict) -> bool:
-    keys = ("name", "email", "phone", "account", "profiles")
-    return all(a.get(k) == b.get(k) for k in keys)
+    keys = ("name", "email", "phone", "profiles")
+    return all(a.get(k) == b.get(k) for k in keys) and account_of(a) == account_of(b)

@@ -70,7 +70,8 @@ def customers_by_key(conn: Connection, merchant: str, key: str) -> list[dict]:
     rows = conn.execute(select(Customer.doc).where(
         Customer.merchant_id == merchant,
         (Customer.id == key) | (func.lower(Customer.name) == k)
-        | (func.lower(Customer.doc["account"].astext) == k))).scalars().all()
+        | (func.lower(Customer.doc["account_number"].astext) == k)
+        | (func.lower(Customer.doc["account"].astext) == k))).scalars().all()  # before account_number
     return list(rows)
 
 

@@ -17,7 +17,7 @@ from litestar.template.config import TemplateConfig
 
 from api.services import Shared
 from engine.errors import NotReady
-from ui import admin, customers, entry, exceptions, inventory, ledger, login, orders, stock
+from ui import admin, customers, entry, exceptions, imports, inventory, ledger, login, orders, stock
 from ui.base import (AdminOnly, LoginRequired, UiState, admin_only_handler, login_required_handler,
                      not_ready_handler, now_ms, session_guard)
 from ui.users import ensure_first_admin
@@ -44,7 +44,8 @@ class UiMount:
             route_handlers=[login.LoginController, entry.EntryController, inventory.InventoryController,
                             orders.OrdersController, orders.OrderController, stock.StockController,
                             customers.CustomerController, ledger.LedgerController,
-                            exceptions.ExceptionsController, admin.AdminController],
+                            exceptions.ExceptionsController, admin.AdminController,
+                            imports.ImportController],
             exception_handlers={LoginRequired: login_required_handler, AdminOnly: admin_only_handler,
                                 NotReady: not_ready_handler},
             include_in_schema=False,

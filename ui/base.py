@@ -29,6 +29,7 @@ NAV: list[tuple[str, str, bool]] = [
     ("/ui/inventory", "Inventory", False),
     ("/ui/orders", "Orders", False),
     ("/ui/receive", "Receive stock", False),
+    ("/ui/import", "Import", False),
     ("/ui/returns", "Returns", False),
     ("/ui/customers", "Customers", False),
     ("/ui/ledger", "Ledger", False),

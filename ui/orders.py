@@ -133,6 +133,7 @@ class OrderController(Controller):
             pending = await services.redis.xlen(services.store.keys.outbox)
         except OnhandError:
             ledger, pending = [], None
+        documents = await _edi_documents(services, order.id)
         timeline = _timeline(order, ledger)
         for e in timeline:
             if e["actor"].startswith("user:") and (who := await get_user(services.store, e["actor"][5:])):
@@ -144,7 +145,7 @@ class OrderController(Controller):
                     error=error, remainder=REMAINDER.get(order.policy, ""), created=rfc3339(h.get("created_at_ms")),
                     shipments=[{**x, "at": rfc3339(x.get("shipped_at_ms"))} for x in order.shipments],
                     returns=[{**x, "at": rfc3339(x.get("returned_at_ms"))} for x in order.returns],
-                    can_ship=any(line.reserved for line in order.lines),
+                    can_ship=any(line.reserved for line in order.lines), documents=documents,
                     idempotency_key=uuid.uuid4().hex)
 
     @post("/ship", status_code=303)
@@ -234,6 +235,20 @@ class OrderController(Controller):
         return Response(pdf, media_type="application/pdf", headers={
             "Content-Disposition": f'inline; filename="packing-slip-{order.number}.pdf"'})
 
+    @get("/labels.pdf")
+    async def labels_pdf(self, order_id: IdPath, services: NamedDependency[Services],
+                         shipment_id: Annotated[str, Parameter(pattern=r"^[A-Za-z0-9_-]{1,64}$")]) -> Response:
+        """A shipment's GS1-128 SSCC carton labels (api/pdf.py, as the API's labels.pdf)."""
+        from api.pdf import carton_labels
+
+        order = await services.reader.get(order_id)
+        shipment = next((x for x in order.shipments if x["id"] == shipment_id), None) if order else None
+        if shipment is None or not any(c.get("sscc") for c in shipment.get("cartons") or []):
+            return Response("no such shipment with SSCC cartons", status_code=404, media_type="text/plain")
+        pdf = carton_labels(order, shipment, merchant=services.settings.merchant_name)
+        return Response(pdf, media_type="application/pdf", headers={
+            "Content-Disposition": f'inline; filename="labels-{shipment_id}.pdf"'})
+
     @get("/pick-list.pdf")
     async def pick_list_pdf(self, order_id: IdPath, services: NamedDependency[Services]) -> Response:
         order = await services.reader.get(order_id)
@@ -244,6 +259,20 @@ class OrderController(Controller):
         pdf = pick_list(order, pick_lines(order, inventory), merchant=services.settings.merchant_name)
         return Response(pdf, media_type="application/pdf", headers={
             "Content-Disposition": f'inline; filename="pick-list-{order.number}.pdf"'})
+
+
+async def _edi_documents(services: Services, order_id: str) -> list | None:
+    """The order's outgoing EDI documents (997, 855, 856, 810), newest
+    first; None while PostgreSQL cannot be read (the page still works)."""
+    from persistence import edi
+
+    merchant = services.store.keys.merchant
+    try:
+        rows, _ = await services.reader.pg_call(lambda conn: conn.run_sync(
+            lambda c: edi.list_documents(c, merchant, edi.DocumentFilter(order_id=order_id), 50, 0)))
+    except OnhandError:
+        return None
+    return rows
 
 
 def _no_such_order(request: Request, order_id: str) -> Template:

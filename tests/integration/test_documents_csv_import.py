@@ -116,3 +116,27 @@ async def test_customers_import_is_idempotent(redis_url, database_url, tmp_path)
     engine.dispose()
     assert partner.customer["id"] == first.customers[1].customer_id
     assert partner.profile["payment_terms"] == "net_60" and partner.edi["item_qualifiers"] == ["UP", "VN"]
+
+
+async def test_a_customers_import_keeps_what_the_file_does_not_name(redis_url, database_url, tmp_path):
+    """A customer made through the API (company, account number) and then
+    updated by a CSV keeps its company, and the file's account column is the
+    API's account_number (the orders CSV finds the customer by it)."""
+    from exchange.placing import customer_doc
+
+    store = await ready_store(redis_url)
+    async with importer(store, redis_url, database_url, tmp_path) as imp:
+        first = await imp.customers_csv(b"Name,Account,Terms\nCorner Shop,C-7,net 30\n")
+        (created,) = first.customers
+        doc = await customer_doc(store, created.customer_id)
+        assert doc["account_number"] == "C-7" and "account" not in doc
+        doc = {**doc, "company": "Corner Shop Holdings Ltd"}
+        await store.run(PutRecord(kind="customer", id=doc["id"], doc=msgspec.json.encode(doc).decode()), op("cus"))
+        second = await imp.customers_csv(b"Name,Account,Terms,Email\nCorner Shop,C-7,net 30,buyer@corner.example\n")
+        assert [c.status for c in second.customers] == ["updated"]
+        after = await customer_doc(store, created.customer_id)
+        assert after["company"] == "Corner Shop Holdings Ltd" and after["email"] == "buyer@corner.example"
+        await add_sku(store, "W9", 5)
+        await drain(store, redis_url, database_url)
+        report = await imp.orders_csv(b"Customer,PO,Item,Qty\nc-7,P-ACCT,W9,1\n")
+        assert [(o.status, o.customer_id) for o in report.orders] == [("created", created.customer_id)]

@@ -13,7 +13,7 @@ import pytest
 
 from tests.ui.support import axe_violations, login
 
-SCREENS = ["/ui/login", "/ui/orders/new", "/ui/inventory", "/ui/orders", "/ui/receive", "/ui/returns",
+SCREENS = ["/ui/login", "/ui/orders/new", "/ui/inventory", "/ui/orders", "/ui/receive", "/ui/import", "/ui/returns",
            "/ui/customers", "/ui/ledger", "/ui/exceptions", "/ui/admin/users", "/ui/admin/keys"]
 
 
