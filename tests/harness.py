@@ -24,7 +24,9 @@ from api.app import create_app
 from engine.keys import Keys
 from onhand.settings import Settings
 from persistence.rebuild import Rebuilder
+from onhand.redis_clients import sync_client
 from tests.servers import new_merchant
+from workers.brokers import delete_queues
 from workers.runtime import WorkerProcess
 
 ADMIN_KEY = "test-admin-key-0123456789"
@@ -74,7 +76,7 @@ def stack_settings(redis_url: str, database_url: str, **overrides) -> Settings:
 def initialise(settings: Settings) -> None:
     """What `serve` does before serving: an empty Redis is rebuilt (here: from
     an empty database), which writes the epoch."""
-    redis = Redis.from_url(settings.redis_url)
+    redis = sync_client(settings.redis_url)
     engine = create_engine(settings.database_url)
     try:
         Rebuilder(redis, engine, Keys(settings.merchant)).run()
@@ -84,7 +86,9 @@ def initialise(settings: Settings) -> None:
 
 
 def cleanup(settings: Settings) -> None:
-    redis = Redis.from_url(settings.redis_url)
+    """Deletes the test's keys and its broker queues (RabbitMQ)."""
+    delete_queues(settings)
+    redis = sync_client(settings.redis_url)
     try:
         for pattern in (Keys(settings.merchant).pattern(), f"onhand-{settings.merchant}*"):
             keys = list(redis.scan_iter(match=pattern, count=2000))
@@ -160,7 +164,7 @@ async def running_stack(redis_url: str, database_url: str, *, workers: bool = Tr
     settings = stack_settings(redis_url, database_url, **overrides)
     initialise(settings)
     worker = None
-    redis = Redis.from_url(settings.redis_url)
+    redis = sync_client(settings.redis_url)
     if api_process:
         import tempfile
 

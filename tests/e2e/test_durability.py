@@ -82,9 +82,10 @@ def _wait_drained(redis: Redis, keys: Keys, timeout_s: float = 90) -> None:
     raise TimeoutError(f"outbox not drained: {redis.xlen(keys.outbox)} entries")
 
 
-def _worker_kills(redis_url, database_url, tmp_path: Path, seconds: float) -> None:
-    # Given two worker processes draining the outbox of a busy order stream
-    settings = stack_settings(redis_url, database_url)
+def _worker_kills(redis_url, database_url, broker_url, tmp_path: Path, seconds: float) -> None:
+    # Given two worker processes draining the outbox of a busy order stream,
+    # their messages on the Redis broker or on RabbitMQ
+    settings = stack_settings(redis_url, database_url, broker_url=broker_url)
     initialise(settings)
     keys = Keys(settings.merchant)
     redis = Redis.from_url(redis_url)
@@ -148,13 +149,13 @@ def _worker_kills(redis_url, database_url, tmp_path: Path, seconds: float) -> No
         cleanup(settings)
 
 
-def test_worker_kill_9_during_orders_loses_and_doubles_nothing(redis_url, database_url, tmp_path):
-    _worker_kills(redis_url, database_url, tmp_path, seconds=15)
+def test_worker_kill_9_during_orders_loses_and_doubles_nothing(redis_url, database_url, broker_url, tmp_path):
+    _worker_kills(redis_url, database_url, broker_url, tmp_path, seconds=15)
 
 
 @pytest.mark.soak
-def test_worker_kill_9_during_orders_long(redis_url, database_url, tmp_path):
-    _worker_kills(redis_url, database_url, tmp_path, seconds=60)
+def test_worker_kill_9_during_orders_long(redis_url, database_url, broker_url, tmp_path):
+    _worker_kills(redis_url, database_url, broker_url, tmp_path, seconds=120)
 
 
 def test_redis_kill_9_under_load_loses_no_acknowledged_reservation(tmp_path):

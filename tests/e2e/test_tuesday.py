@@ -33,8 +33,8 @@ async def _customer(stack, name: str, terms: str = "net_30") -> dict:
     return r.json()
 
 
-async def test_tuesday(redis_url, database_url):
-    async with running_stack(redis_url, database_url) as stack:
+async def test_tuesday(redis_url, database_url, broker_url):
+    async with running_stack(redis_url, database_url, broker_url=broker_url) as stack:
         # Given 600 units of the bestseller
         await _sku(stack, "TEE-BEST", name="Bestseller tee", case_pack=12)
         await _receive(stack, "TEE-BEST", 600, "ASN-600")
