@@ -55,6 +55,22 @@ def rabbitmq_unavailable(url: str = RABBITMQ_URL) -> str | None:
     return None
 
 
+def rabbitmq_queue_exists(url: str, name: str) -> bool:
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        connection.channel().queue_declare(name, passive=True)
+        return True
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code != 404:
+            raise
+        return False
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
 def new_merchant() -> str:
     """Each test works under its own merchant prefix, so tests sharing one
     Redis never see each other's keys."""

@@ -28,7 +28,8 @@ from persistence.models import AppliedEvent, LedgerEntry, Order
 from persistence.reconcile import reconcile
 from tests.harness import cleanup, initialise, stack_settings
 from tests.procs import worker
-from tests.servers import new_merchant, own_dir, remove_dir
+from tests.servers import new_merchant, own_dir, rabbitmq_queue_exists, remove_dir
+from workers.brokers import namespace, queue_name
 from workers.outbox import GROUP, stats_key
 
 SKUS = [f"D-{i:02d}" for i in range(20)]
@@ -141,6 +142,9 @@ def _worker_kills(redis_url, database_url, broker_url, tmp_path: Path, seconds: 
         redelivered = int(redis.hget(stats_key(keys), "redelivered") or 0)
         assert kills >= max(3, int(seconds / 4)), kills
         assert redelivered > 0, "no batch was ever interrupted: the test proved nothing"
+        if broker_url:  # and the messages went through RabbitMQ, not the Redis broker
+            assert rabbitmq_queue_exists(broker_url, queue_name(settings, "outbox"))
+            assert not list(redis.scan_iter(match=f"{namespace(settings)}*"))
         engine.dispose()
     finally:
         for w in workers:

@@ -16,7 +16,7 @@ import pytest
 from redis import Redis
 
 from onhand.settings import Settings
-from tests.servers import new_merchant
+from tests.servers import new_merchant, rabbitmq_queue_exists
 from workers.brokers import (
     QUEUES,
     BrokerRefused,
@@ -71,21 +71,6 @@ def test_broker_namespace_setting_is_checked():
     assert queue_name(Settings(merchant="acme"), "outbox") == "outbox"  # Redis: keys carry it
 
 
-def _queue_exists(url: str, name: str) -> bool:
-    import pika
-
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        connection.channel().queue_declare(name, passive=True)
-        return True
-    except pika.exceptions.ChannelClosedByBroker as exc:
-        assert exc.reply_code == 404
-        return False
-    finally:
-        if connection.is_open:
-            connection.close()
-
-
 def test_two_deployments_on_one_rabbitmq_never_share_a_queue(redis_url, rabbitmq_url):
     """Given two deployments (their own merchants) on one RabbitMQ, a message
     sent by one is consumed by its own worker only; deleting one's queues
@@ -104,8 +89,8 @@ def test_two_deployments_on_one_rabbitmq_never_share_a_queue(redis_url, rabbitmq
             actor = dramatiq.actor(seen, broker=broker, actor_name="seen",
                                    queue_name=queue_name(settings, "default"))
             actor.send(f"for {name}")
-        assert _queue_exists(rabbitmq_url, f"{namespace(a)}.default")
-        assert _queue_exists(rabbitmq_url, f"{namespace(b)}.default")
+        assert rabbitmq_queue_exists(rabbitmq_url, f"{namespace(a)}.default")
+        assert rabbitmq_queue_exists(rabbitmq_url, f"{namespace(b)}.default")
         worker = dramatiq.Worker(brokers[0], worker_threads=1)
         worker.start()
         deadline = time.monotonic() + 10
@@ -115,14 +100,14 @@ def test_two_deployments_on_one_rabbitmq_never_share_a_queue(redis_url, rabbitmq
         worker.stop()
         assert got == {"a": ["for a"], "b": []}
         delete_queues(a)
-        assert not _queue_exists(rabbitmq_url, f"{namespace(a)}.default")
-        assert _queue_exists(rabbitmq_url, f"{namespace(b)}.default")
+        assert not rabbitmq_queue_exists(rabbitmq_url, f"{namespace(a)}.default")
+        assert rabbitmq_queue_exists(rabbitmq_url, f"{namespace(b)}.default")
     finally:
         for broker in brokers:
             broker.close()
         for settings in (a, b):
             delete_queues(settings)
-    assert not any(_queue_exists(rabbitmq_url, f"{namespace(s)}.{q}") for s in (a, b) for q in QUEUES)
+    assert not any(rabbitmq_queue_exists(rabbitmq_url, f"{namespace(s)}.{q}") for s in (a, b) for q in QUEUES)
 
 
 #: A worker process with one actor that takes a while: it counts its starts
