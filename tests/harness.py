@@ -44,7 +44,7 @@ class Stack:
     #: merchant's (:meth:`as_merchant`).
     headers: dict = field(default_factory=lambda: dict(ADMIN))
 
-    def as_merchant(self, merchant: str, admin_key: str) -> "Stack":
+    def as_merchant(self, merchant: str, admin_key: str) -> Stack:
         """The same stack seen by another merchant's admin: its key on every
         request, its outbox in :meth:`drained`."""
         return replace(self, keys=Keys(merchant), headers={"Authorization": f"Bearer {admin_key}"})

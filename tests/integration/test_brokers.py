@@ -53,7 +53,7 @@ def test_onhand_worker_on_a_cluster_without_a_broker_url_refuses_with_the_reason
            "PATH": "/usr/bin:/bin"}
     for command in (["worker"], ["serve", "--port", "1"]):
         done = subprocess.run([sys.executable, "-m", "onhand", *command], env=env, capture_output=True,
-                              text=True, timeout=60, cwd=Path(__file__).resolve().parents[2])
+                              text=True, timeout=60, cwd=Path(__file__).resolve().parents[2], check=False)
         assert done.returncode == 2, done.stderr[-2000:]
         assert "Redis Cluster" in done.stderr and "ONHAND_BROKER_URL" in done.stderr
         assert "Traceback" not in done.stderr
