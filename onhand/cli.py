@@ -32,8 +32,10 @@ def cmd_serve(args, settings: Settings) -> int:
 
 def cmd_worker(args, settings: Settings) -> int:
     from onhand.servers import servers
+    from workers.brokers import check
     from workers.runtime import WorkerProcess
 
+    check(settings)  # BrokerRefused before any connection
     with servers(settings, embedded_ok=False) as resolved:
         WorkerProcess(resolved, threads=args.threads).run()
     return 0
@@ -270,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from onhand.embedded_fs import EmbeddedServerError
+    from workers.brokers import BrokerRefused
 
     args = build_parser().parse_args(argv)
     _logging(args.verbose)
@@ -278,6 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     except EmbeddedServerError as exc:
         logging.getLogger("onhand").error("cannot start the embedded servers: %s", exc)
         return 1
+    except BrokerRefused as exc:
+        logging.getLogger("onhand").error("refusing to start: %s", exc)
+        return 2
 
 
 if __name__ == "__main__":

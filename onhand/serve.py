@@ -230,6 +230,10 @@ class Supervisor:
 
 def serve(settings: Settings, *, host: str, port: int, api_processes: int, worker_processes: int,
           app: str = DEFAULT_APP) -> int:
+    from workers.brokers import check
+
+    if worker_processes:
+        check(settings)  # before any server starts: the workers could not run (BrokerRefused)
     with servers(settings) as resolved:
         import msgspec
 

@@ -22,6 +22,8 @@ def default_data_dir(env: Mapping[str, str]) -> Path:
     return Path(base) / "onhand"
 
 
+#: A broker namespace: what Dramatiq accepts at the start of a queue name.
+BROKER_NAMESPACE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
@@ -65,6 +67,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     redis_maxmemory_bytes: int = 1024**3
     #: Replicas that must acknowledge each write before it is answered (0: none).
     redis_wait_replicas: int = 0
+    #: Dramatiq broker URL: amqp:// or amqps:// (RabbitMQ), or redis://, rediss://,
+    #: unix:// (a standalone Redis of its own). None: the Redis of redis_url
+    #: (refused when that is a cluster; workers/brokers.py).
+    broker_url: str | None = None
+    #: Prefix of the broker's queue names (RabbitMQ) and keys (Redis); deployments
+    #: sharing one broker need different ones. None: onhand-<merchant>.
+    broker_namespace: str | None = None
     #: Redis connections per API process. Requests beyond it wait for one (up
     #: to REDIS_POOL_WAIT_S) instead of failing: Redis runs one command at a
     #: time, so more connections add no throughput.
@@ -210,6 +219,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             "database_url": get("ONHAND_DATABASE_URL"),
             "data_dir": Path(get("ONHAND_DATA_DIR") or default_data_dir(env)),
             "allow_unsafe_redis": _flag(get("ONHAND_ALLOW_UNSAFE_REDIS")),
+            "broker_url": get("ONHAND_BROKER_URL"),
             "admin_key": get("ONHAND_ADMIN_KEY"),
             "metrics_token": get("ONHAND_METRICS_TOKEN"),
             "shopify_shop": get("ONHAND_SHOPIFY_SHOP"),
@@ -223,6 +233,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             kwargs["redis_maxmemory_bytes"] = parse_bytes(v)
         if (v := get("ONHAND_REDIS_WAIT_REPLICAS")) is not None:
             kwargs["redis_wait_replicas"] = int(v)
+        if (v := get("ONHAND_BROKER_NAMESPACE")) is not None:
+            if not BROKER_NAMESPACE.match(v):
+                raise ValueError("ONHAND_BROKER_NAMESPACE must be 1-64 letters, digits, '_' or '-', "
+                                 "starting with a letter or '_'")
+            kwargs["broker_namespace"] = v
         if (v := get("ONHAND_REDIS_POOL_SIZE")) is not None:
             kwargs["redis_pool_size"] = int(v)
             if kwargs["redis_pool_size"] < 1:

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from engine.store import Store
 from onhand.embedded import start_valkey
-from tests.servers import env_redis_url, new_merchant, own_dir, remove_dir
+from tests.servers import RABBITMQ_URL, env_redis_url, new_merchant, own_dir, rabbitmq_unavailable, remove_dir
 
 
 @pytest.fixture
@@ -30,6 +30,25 @@ def redis_url() -> Iterator[str]:
     finally:
         server.stop()
         remove_dir(path)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> str:
+    """The machine's RabbitMQ; the test is skipped when none answers."""
+    why = rabbitmq_unavailable()
+    if why:
+        pytest.skip(f"RabbitMQ broker tests skipped: {why}")
+    return RABBITMQ_URL
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def broker_url(request) -> str | None:
+    """The worker tests run on both brokers: None is the Redis broker (the
+    default), else a RabbitMQ URL. Each test's queues carry its own
+    merchant's namespace and are deleted after it (tests/harness.cleanup)."""
+    if request.param == "redis":
+        return None
+    return request.getfixturevalue("rabbitmq_url")
 
 
 async def drop_merchant(redis: Redis, store: Store) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import socket
 import sys
@@ -24,7 +24,9 @@ from api.app import create_app
 from engine.keys import Keys
 from onhand.settings import Settings
 from persistence.rebuild import Rebuilder
+from onhand.redis_clients import sync_client
 from tests.servers import new_merchant
+from workers.brokers import delete_queues
 from workers.runtime import WorkerProcess
 
 ADMIN_KEY = "test-admin-key-0123456789"
@@ -58,6 +60,14 @@ class Stack:
     worker: WorkerProcess | None
     redis: Redis
     keys: Keys
+    #: Headers of every request: the home merchant's admin key, or another
+    #: merchant's (:meth:`as_merchant`).
+    headers: dict = field(default_factory=lambda: dict(ADMIN))
+
+    def as_merchant(self, merchant: str, admin_key: str) -> Stack:
+        """The same stack seen by another merchant's admin: its key on every
+        request, its outbox in :meth:`drained`."""
+        return replace(self, keys=Keys(merchant), headers={"Authorization": f"Bearer {admin_key}"})
 
     async def drained(self, timeout_s: float = 30.0) -> None:
         """Waits until the outbox is empty (every change is in PostgreSQL)."""
@@ -71,17 +81,18 @@ class Stack:
     async def post(self, path: str, body=None, headers=None, **kw):
         """POST as the admin; ``body`` None sends no body at all."""
         if body is None:
-            return await self.client.post(path, headers={**ADMIN, **(headers or {})}, **kw)
+            return await self.client.post(path, headers={**self.headers, **(headers or {})}, **kw)
         return await self.client.post(path, content=msgspec.json.encode(body),
-                                      headers={**ADMIN, "content-type": "application/json", **(headers or {})},
-                                      **kw)
+                                      headers={**self.headers, "content-type": "application/json",
+                                               **(headers or {})}, **kw)
 
     async def put(self, path: str, body, headers=None):
         return await self.client.put(path, content=msgspec.json.encode(body),
-                                     headers={**ADMIN, "content-type": "application/json", **(headers or {})})
+                                     headers={**self.headers, "content-type": "application/json",
+                                              **(headers or {})})
 
     async def get(self, path: str, headers=None, **kw):
-        return await self.client.get(path, headers={**ADMIN, **(headers or {})}, **kw)
+        return await self.client.get(path, headers={**self.headers, **(headers or {})}, **kw)
 
 
 def stack_settings(redis_url: str, database_url: str, **overrides) -> Settings:
@@ -94,7 +105,7 @@ def stack_settings(redis_url: str, database_url: str, **overrides) -> Settings:
 def initialise(settings: Settings) -> None:
     """What `serve` does before serving: an empty Redis is rebuilt (here: from
     an empty database), which writes the epoch."""
-    redis = Redis.from_url(settings.redis_url)
+    redis = sync_client(settings.redis_url)
     engine = create_engine(settings.database_url)
     try:
         Rebuilder(redis, engine, Keys(settings.merchant)).run()
@@ -104,7 +115,9 @@ def initialise(settings: Settings) -> None:
 
 
 def cleanup(settings: Settings) -> None:
-    redis = Redis.from_url(settings.redis_url)
+    """Deletes the test's keys and its broker queues (RabbitMQ)."""
+    delete_queues(settings)
+    redis = sync_client(settings.redis_url)
     try:
         for pattern in (Keys(settings.merchant).pattern(), f"onhand-{settings.merchant}*"):
             keys = list(redis.scan_iter(match=pattern, count=2000))
@@ -176,11 +189,11 @@ class ApiProcess:
 
 @asynccontextmanager
 async def running_stack(redis_url: str, database_url: str, *, workers: bool = True,
-                        api_process: bool = False, **overrides):
+                        api_process: bool = False, worker_threads: int = 6, **overrides):
     settings = stack_settings(redis_url, database_url, **overrides)
     initialise(settings)
     worker = None
-    redis = Redis.from_url(settings.redis_url)
+    redis = sync_client(settings.redis_url)
     if api_process:
         import tempfile
 
@@ -191,7 +204,7 @@ async def running_stack(redis_url: str, database_url: str, *, workers: bool = Tr
         async with httpx.AsyncClient(base_url=http.base_url, timeout=60,
                                      limits=httpx.Limits(max_connections=200)) as client:
             if workers:
-                worker = WorkerProcess(settings, threads=6)
+                worker = WorkerProcess(settings, threads=worker_threads)
                 worker.start()
             try:
                 yield Stack(settings, client, worker, redis, Keys(settings.merchant))

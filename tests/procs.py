@@ -24,6 +24,8 @@ def env_for(settings: Settings, **extra: str) -> dict[str, str]:
         "ONHAND_ALLOW_UNSAFE_REDIS": "1" if settings.allow_unsafe_redis else "0",
         "ONHAND_RATE_LIMIT_WHOLESALE": str(settings.rate_limit_wholesale),
         "ONHAND_DATA_DIR": str(settings.data_dir),
+        "ONHAND_BROKER_URL": settings.broker_url or "",
+        "ONHAND_BROKER_NAMESPACE": settings.broker_namespace or "",
         "PYTHONUNBUFFERED": "1",
     })
     env.update(extra)

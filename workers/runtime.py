@@ -48,11 +48,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dramatiq
-from dramatiq.brokers.redis import RedisBroker
+from dramatiq.broker import Broker
 from redis import Redis
 
 from engine.keys import Keys
 from onhand.settings import Settings
+from workers.brokers import describe, make_broker, queue_name
 from workers.outbox import Drainer, stats_key
 
 log = logging.getLogger("onhand.workers")
@@ -154,19 +155,9 @@ class Context:
         return cls(settings, redis, make_engine(settings.database_url))
 
 
-def make_broker(settings: Settings, *, heartbeat_timeout_ms: int = 60_000,
-                maintenance_chance: int = 1000) -> RedisBroker:
-    return RedisBroker(
-        url=settings.redis_url,
-        namespace=f"onhand-{settings.merchant}",
-        heartbeat_timeout=heartbeat_timeout_ms,
-        maintenance_chance=maintenance_chance,
-    )
-
-
 @dataclass
 class Actors:
-    broker: RedisBroker
+    broker: Broker
     drain_outbox: dramatiq.Actor
     fill_waiting: dramatiq.Actor
     sync_shopify: dramatiq.Actor
@@ -176,8 +167,18 @@ class Actors:
     deliver_notifications: dramatiq.Actor | None = None
 
 
-def build(settings: Settings, broker: RedisBroker, context: Context) -> Actors:
-    """Registers onhand's actors on ``broker``."""
+#: Longest wait between two retries of fill_waiting, milliseconds. Dramatiq's
+#: default (7 days) would keep a delayed message unacknowledged on a RabbitMQ
+#: consumer past RabbitMQ's consumer_timeout (30 minutes by default).
+FILL_MAX_BACKOFF_MS = 600_000
+
+
+def build(settings: Settings, broker: Broker, context: Context) -> Actors:
+    """Registers onhand's actors on ``broker`` (their queues under the
+    deployment's namespace, workers/brokers.py)."""
+
+    def q(base: str) -> str:
+        return queue_name(settings, base)
 
     def drain_outbox(merchant: str, slot: int) -> None:
         drainer = Drainer(context.redis, context.engine, context.keys(merchant), slot=slot,
@@ -230,19 +231,19 @@ def build(settings: Settings, broker: RedisBroker, context: Context) -> Actors:
 
     actors = Actors(
         broker=broker,
-        drain_outbox=dramatiq.actor(drain_outbox, broker=broker, queue_name="outbox",
+        drain_outbox=dramatiq.actor(drain_outbox, broker=broker, queue_name=q("outbox"),
                                     max_retries=0, time_limit=120_000),
-        fill_waiting=dramatiq.actor(fill_waiting, broker=broker, queue_name="default",
-                                    max_retries=20),
-        sync_shopify=dramatiq.actor(sync_shopify, broker=broker, queue_name="shopify",
+        fill_waiting=dramatiq.actor(fill_waiting, broker=broker, queue_name=q("default"),
+                                    max_retries=20, max_backoff=FILL_MAX_BACKOFF_MS),
+        sync_shopify=dramatiq.actor(sync_shopify, broker=broker, queue_name=q("shopify"),
                                     max_retries=0, time_limit=int(SYNC_SLICE_S * 1000) + 120_000),
-        push_fulfillments=dramatiq.actor(push_fulfillments, broker=broker, queue_name="shopify",
+        push_fulfillments=dramatiq.actor(push_fulfillments, broker=broker, queue_name=q("shopify"),
                                          max_retries=0, time_limit=300_000),
-        edi_shipment_documents=dramatiq.actor(edi_shipment_documents, broker=broker, queue_name="edi",
+        edi_shipment_documents=dramatiq.actor(edi_shipment_documents, broker=broker, queue_name=q("edi"),
                                               max_retries=0, time_limit=300_000),
-        edi_scan_inbox=dramatiq.actor(edi_scan_inbox, broker=broker, queue_name="edi",
+        edi_scan_inbox=dramatiq.actor(edi_scan_inbox, broker=broker, queue_name=q("edi"),
                                       max_retries=0, time_limit=600_000),
-        deliver_notifications=dramatiq.actor(deliver_notifications, broker=broker, queue_name="notify",
+        deliver_notifications=dramatiq.actor(deliver_notifications, broker=broker, queue_name=q("notify"),
                                              max_retries=0, time_limit=int(NOTIFY_SLICE_S * 1000) + 120_000),
     )
     return actors
@@ -358,9 +359,9 @@ class WorkerProcess:
     def __init__(self, settings: Settings, *, threads: int = 8, heartbeat_timeout_ms: int = 60_000,
                  maintenance_chance: int = 1000):
         self.settings = settings
-        self.context = Context.create(settings)
         self.broker = make_broker(settings, heartbeat_timeout_ms=heartbeat_timeout_ms,
                                   maintenance_chance=maintenance_chance)
+        self.context = Context.create(settings)
         self.actors = build(settings, self.broker, self.context)
         self.threads = threads
         self.stop_event = threading.Event()
@@ -370,7 +371,7 @@ class WorkerProcess:
         self.worker.start()
         self.watchdog = Watchdog(self.context, self.actors, self.stop_event)
         self.watchdog.start()
-        log.info("worker running (%d threads)", self.threads)
+        log.info("worker running (%d threads, broker %s)", self.threads, describe(self.settings))
 
     def stop(self) -> None:
         """Stops the actors and the watchdog and closes the connections (once)."""

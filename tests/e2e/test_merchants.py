@@ -85,8 +85,8 @@ async def _world(who: As, on_hand: int, po: str) -> dict:
     return {"customer": customer, "order": order.json()}
 
 
-async def test_two_merchants_share_names_and_never_see_each_other(redis_url, database_url):
-    async with running_stack(redis_url, database_url) as stack:
+async def test_two_merchants_share_names_and_never_see_each_other(redis_url, database_url, broker_url):
+    async with running_stack(redis_url, database_url, broker_url=broker_url) as stack:
         b = new_merchant()
         try:
             home = As(stack, "test-admin-key-0123456789")

@@ -27,12 +27,12 @@ async def _order(stack, sku: str, qty: int = 1):
                                            "lines": [{"sku": sku, "quantity": qty}]})
 
 
-async def _postgres_outage(redis_url: str, outage_s: float) -> None:
+async def _postgres_outage(redis_url: str, outage_s: float, broker_url: str | None) -> None:
     path = own_dir("pg-outage")
     pg = start_postgres(path, fsync=False)
     migrate(pg.url)
     try:
-        async with running_stack(redis_url, pg.url) as stack:
+        async with running_stack(redis_url, pg.url, broker_url=broker_url) as stack:
             assert (await stack.put("/v1/skus/PGDOWN", {"name": "x"})).status_code == 200
             r = await stack.post("/v1/inventory/receipts", {"reference": "R1",
                                                              "lines": [{"sku": "PGDOWN", "quantity": 100000}]})
@@ -83,13 +83,13 @@ async def _postgres_outage(redis_url: str, outage_s: float) -> None:
         remove_dir(path)
 
 
-async def test_postgres_down_orders_keep_flowing(redis_url):
-    await _postgres_outage(redis_url, outage_s=10)
+async def test_postgres_down_orders_keep_flowing(redis_url, broker_url):
+    await _postgres_outage(redis_url, outage_s=10, broker_url=broker_url)
 
 
 @pytest.mark.soak
-async def test_postgres_down_orders_keep_flowing_long(redis_url):
-    await _postgres_outage(redis_url, outage_s=30)
+async def test_postgres_down_orders_keep_flowing_long(redis_url, broker_url):
+    await _postgres_outage(redis_url, outage_s=30, broker_url=broker_url)
 
 
 def test_redis_emptied_under_load_serve_rebuilds_from_postgres(database_url, tmp_path):

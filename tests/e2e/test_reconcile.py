@@ -33,8 +33,8 @@ async def _setup(stack) -> dict[str, str]:
     return orders
 
 
-async def test_reconcile_reports_each_of_20_injected_drifts(redis_url, database_url):
-    async with running_stack(redis_url, database_url, workers=False) as stack:
+async def test_reconcile_reports_each_of_20_injected_drifts(redis_url, database_url, broker_url):
+    async with running_stack(redis_url, database_url, workers=False, broker_url=broker_url) as stack:
         worker = WorkerProcess(stack.settings, threads=2)
         worker.start()
         orders = await _setup(stack)
@@ -83,8 +83,8 @@ async def test_reconcile_reports_each_of_20_injected_drifts(redis_url, database_
         assert all(kinds[o] == "order_lost_change" for o in removed_orders)
 
 
-async def test_reconcile_finds_nothing_on_a_busy_healthy_system(redis_url, database_url):
-    async with running_stack(redis_url, database_url) as stack:
+async def test_reconcile_finds_nothing_on_a_busy_healthy_system(redis_url, database_url, broker_url):
+    async with running_stack(redis_url, database_url, broker_url=broker_url) as stack:
         await _setup(stack)
         stop = asyncio.Event()
         sent = 0

@@ -12,8 +12,8 @@ from workers.fulfillment import FulfillmentPusher
 from workers.shopify_client import ShopifyClient
 
 
-def test_two_shipments_become_two_fulfillments_with_their_tracking(emulator, redis_url, database_url):
-    with shopify_stack(emulator, redis_url, database_url) as stack:
+def test_two_shipments_become_two_fulfillments_with_their_tracking(emulator, redis_url, database_url, broker_url):
+    with shopify_stack(emulator, redis_url, database_url, broker_url=broker_url) as stack:
         shop = stack.emu.client
         shop.seed_products([{"sku": "MUG", "available": 10}, {"sku": "CAP", "available": 10}])
         stack.sku("MUG", 10)

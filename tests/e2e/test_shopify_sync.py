@@ -40,8 +40,8 @@ def _run(stop: threading.Event, period_s: float, action, errors: list) -> thread
     return t
 
 
-def test_sync_never_hands_back_unseen_sales_and_converges(emulator, redis_url, database_url):
-    with shopify_stack(emulator, redis_url, database_url) as stack:
+def test_sync_never_hands_back_unseen_sales_and_converges(emulator, redis_url, database_url, broker_url):
+    with shopify_stack(emulator, redis_url, database_url, broker_url=broker_url) as stack:
         shop = stack.emu.client
         shop.seed_products([{"sku": sku, "available": UNITS} for sku in SKUS])
         buyer = stack.api("POST", "/v1/customers", {"name": "Wholesale Co", "profiles": [

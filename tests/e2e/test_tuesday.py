@@ -33,66 +33,80 @@ async def _customer(stack, name: str, terms: str = "net_30") -> dict:
     return r.json()
 
 
-async def test_tuesday(redis_url, database_url):
-    async with running_stack(redis_url, database_url) as stack:
-        # Given 600 units of the bestseller
-        await _sku(stack, "TEE-BEST", name="Bestseller tee", case_pack=12)
-        await _receive(stack, "TEE-BEST", 600, "ASN-600")
-        buyer = await _customer(stack, "Corner Boutique")
+async def _read(stack, path: str, **params) -> dict:
+    r = await stack.get(path, params=params or None)
+    assert r.status_code == 200, (path, r.status_code, r.text)
+    return r.json()
 
-        # When a retail buyer orders 500 with a PO number at 2 PM
-        r = await stack.post("/v1/orders", {"channel": "wholesale", "customer_id": buyer["id"],
-                                            "po_number": "PO-2PM-500",
-                                            "lines": [{"sku": "TEE-BEST", "quantity": 500, "unit_price": "8.40"}]})
+
+async def test_tuesday(redis_url, database_url, broker_url):
+    async with running_stack(redis_url, database_url, broker_url=broker_url) as stack:
+        await tuesday(stack)
+
+
+async def tuesday(stack) -> dict:
+    """The Tuesday scenario on a running stack, as the stack's merchant
+    (tests/cluster runs it for 20 merchants at once). Returns the wholesale
+    order and its customer."""
+    # Given 600 units of the bestseller
+    await _sku(stack, "TEE-BEST", name="Bestseller tee", case_pack=12)
+    await _receive(stack, "TEE-BEST", 600, "ASN-600")
+    buyer = await _customer(stack, "Corner Boutique")
+
+    # When a retail buyer orders 500 with a PO number at 2 PM
+    r = await stack.post("/v1/orders", {"channel": "wholesale", "customer_id": buyer["id"],
+                                        "po_number": "PO-2PM-500",
+                                        "lines": [{"sku": "TEE-BEST", "quantity": 500, "unit_price": "8.40"}]})
+    assert r.status_code == 201, r.text
+    wholesale = r.json()
+    assert wholesale["lines"][0]["reserved"] == 500
+    assert wholesale["payment_terms"] == "net_30"
+    inv = await _read(stack, "/v1/inventory/TEE-BEST")
+    assert inv["available"] == 100
+
+    # and the Shopify store sells 150 by 5 PM (sales already made: accept)
+    outcomes = []
+    for i in range(150):
+        r = await stack.post("/v1/orders", {"channel": "dtc", "backorder_policy": "accept",
+                                            "lines": [{"sku": "TEE-BEST", "quantity": 1}]})
         assert r.status_code == 201, r.text
-        wholesale = r.json()
-        assert wholesale["lines"][0]["reserved"] == 500
-        assert wholesale["payment_terms"] == "net_30"
-        inv = (await stack.get("/v1/inventory/TEE-BEST")).json()
-        assert inv["available"] == 100
+        outcomes.append(r.json()["lines"][0])
+    # Then exactly 100 are reserved and 50 are exception units
+    assert sum(line["reserved"] for line in outcomes) == 100
+    assert sum(line["exception"] for line in outcomes) == 50
+    inv = await _read(stack, "/v1/inventory/TEE-BEST")
+    assert (inv["available"], inv["reserved"], inv["exception"]) == (0, 600, 50)
+    assert inv["reserved_by_channel"] == {"dtc": 100, "wholesale": 500}
 
-        # and the Shopify store sells 150 by 5 PM (sales already made: accept)
-        outcomes = []
-        for i in range(150):
-            r = await stack.post("/v1/orders", {"channel": "dtc", "backorder_policy": "accept",
-                                                "lines": [{"sku": "TEE-BEST", "quantity": 1}]})
-            assert r.status_code == 201, r.text
-            outcomes.append(r.json()["lines"][0])
-        # Then exactly 100 are reserved and 50 are exception units
-        assert sum(line["reserved"] for line in outcomes) == 100
-        assert sum(line["exception"] for line in outcomes) == 50
-        inv = (await stack.get("/v1/inventory/TEE-BEST")).json()
-        assert (inv["available"], inv["reserved"], inv["exception"]) == (0, 600, 50)
-        assert inv["reserved_by_channel"] == {"dtc": 100, "wholesale": 500}
+    # The PO search finds the wholesale order (exact, case-insensitive), right away
+    found = await _read(stack, "/v1/orders", po_number="po-2pm-500")
+    assert [o["id"] for o in found["items"]] == [wholesale["id"]]
 
-        # The PO search finds the wholesale order (exact, case-insensitive), right away
-        found = (await stack.get("/v1/orders", params={"po_number": "po-2pm-500"})).json()
-        assert [o["id"] for o in found["items"]] == [wholesale["id"]]
+    # It ships in two shipments, each tracked separately
+    r1 = await stack.post(f"/v1/orders/{wholesale['id']}/shipments", {
+        "lines": [{"sku": "TEE-BEST", "quantity": 300}], "method": "freight", "carrier": "XPO",
+        "tracking_number": "PRO-300", "pallets": 2})
+    assert r1.status_code == 201, r1.text
+    r2 = await stack.post(f"/v1/orders/{wholesale['id']}/shipments", {
+        "lines": [{"sku": "TEE-BEST", "quantity": 200}], "method": "parcel", "carrier": "UPS",
+        "tracking_number": "1Z200", "packages": 17})
+    assert r2.status_code == 201, r2.text
+    order = await _read(stack, f"/v1/orders/{wholesale['id']}")
+    assert order["status"] == "shipped"
+    assert [(s["method"], s["tracking_number"], s["lines"][0]["quantity"]) for s in order["shipments"]] == [
+        ("freight", "PRO-300", 300), ("parcel", "1Z200", 200)]
 
-        # It ships in two shipments, each tracked separately
-        r1 = await stack.post(f"/v1/orders/{wholesale['id']}/shipments", {
-            "lines": [{"sku": "TEE-BEST", "quantity": 300}], "method": "freight", "carrier": "XPO",
-            "tracking_number": "PRO-300", "pallets": 2})
-        assert r1.status_code == 201, r1.text
-        r2 = await stack.post(f"/v1/orders/{wholesale['id']}/shipments", {
-            "lines": [{"sku": "TEE-BEST", "quantity": 200}], "method": "parcel", "carrier": "UPS",
-            "tracking_number": "1Z200", "packages": 17})
-        assert r2.status_code == 201, r2.text
-        order = (await stack.get(f"/v1/orders/{wholesale['id']}")).json()
-        assert order["status"] == "shipped"
-        assert [(s["method"], s["tracking_number"], s["lines"][0]["quantity"]) for s in order["shipments"]] == [
-            ("freight", "PRO-300", 300), ("parcel", "1Z200", 200)]
+    # Its packing slip shows the PO number
+    pdf = await stack.get(f"/v1/orders/{wholesale['id']}/packing-slip.pdf")
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
+    assert "PO-2PM-500" in text and "Corner Boutique" in text and str(order["number"]) in text
 
-        # Its packing slip shows the PO number
-        pdf = await stack.get(f"/v1/orders/{wholesale['id']}/packing-slip.pdf")
-        assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
-        text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
-        assert "PO-2PM-500" in text and "Corner Boutique" in text and str(order["number"]) in text
-
-        # And PostgreSQL converges on the same state
-        await stack.drained()
-        found = (await stack.get("/v1/orders", params={"po_number": "PO-2PM-500"})).json()
-        assert found["items"][0]["status"] == "shipped"
+    # And PostgreSQL converges on the same state
+    await stack.drained()
+    found = await _read(stack, "/v1/orders", po_number="PO-2PM-500")
+    assert found["items"][0]["status"] == "shipped"
+    return {"order": wholesale, "customer": buyer}
 
 
 async def test_classic_backorder(redis_url, database_url):

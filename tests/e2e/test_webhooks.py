@@ -20,8 +20,8 @@ async def _stock(stack, sku: str, qty: int, ref: str) -> dict:
     return r.json()
 
 
-async def test_backorder_fill_and_two_shipments_reach_the_customer_once_each(redis_url, database_url):
-    async with running_stack(redis_url, database_url, **FAST_RETRIES) as stack:
+async def test_backorder_fill_and_two_shipments_reach_the_customer_once_each(redis_url, database_url, broker_url):
+    async with running_stack(redis_url, database_url, broker_url=broker_url, **FAST_RETRIES) as stack:
         # Given a wholesale customer whose system subscribed with its own key
         assert (await stack.put("/v1/skus/TEE", {"name": "Tee", "case_pack": 12})).status_code == 200
         await _stock(stack, "TEE", 60, "ASN-1")
