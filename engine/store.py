@@ -164,6 +164,9 @@ class Store:
         except redis_errors.ResponseError as exc:
             if str(exc).startswith("OOM"):
                 raise NotReady("Redis is out of memory: the outbox is not draining") from exc
+            if str(exc).startswith("NOREPLICAS"):
+                # min-replicas-to-write: the primary has lost its replicas (docs/operations.md)
+                raise NotReady("Redis has too few replicas to take writes", retry_after_s=1) from exc
             raise
         except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
             raise NotReady(f"Redis unreachable: {exc}") from exc
