@@ -5,12 +5,31 @@ derive the same names from KEYS[1] (see lua/lib.lua's header)."""
 from __future__ import annotations
 
 
+def script_keys(prefix: str) -> tuple[str, str]:
+    """KEYS[1], the merchant prefix, and KEYS[2], its guard: two names that
+    are never keys. Declaring both makes a Redis Cluster refuse a script while
+    the merchant's slot is migrating instead of running it on half of the
+    merchant's keys: the migrating node answers ASK (neither key is there),
+    and the importing node answers TRYAGAIN (a multi-key call with keys
+    missing), until CLUSTER SETSLOT NODE ends the migration. With only the
+    prefix, the importing node would run the script on the keys moved so far;
+    with a key that exists, the migrating node would run it and fail halfway
+    at the first new key ("non local key"). lua/lib.lua's header says the same.
+    """
+    return prefix, prefix + ":guard"
+
+
 class Keys:
     def __init__(self, merchant: str = "default"):
         if not merchant or any(c in merchant for c in "{}: "):
             raise ValueError(f"bad merchant id {merchant!r}")
         self.merchant = merchant
         self.prefix = "{m:%s}" % merchant
+
+    @property
+    def script_keys(self) -> tuple[str, str]:
+        """The KEYS every stock script is called with (script_keys())."""
+        return script_keys(self.prefix)
 
     def _k(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))

@@ -164,6 +164,9 @@ class Store:
         except redis_errors.ResponseError as exc:
             if str(exc).startswith("OOM"):
                 raise NotReady("Redis is out of memory: the outbox is not draining") from exc
+            if str(exc).startswith("NOREPLICAS"):
+                # min-replicas-to-write: the primary has lost its replicas (docs/operations.md)
+                raise NotReady("Redis has too few replicas to take writes", retry_after_s=1) from exc
             raise
         except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
             raise NotReady(f"Redis unreachable: {exc}") from exc
@@ -182,7 +185,7 @@ class Store:
         else:
             # WAIT applies to the connection that wrote: send both on one pipeline.
             async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.fcall(fn, 1, self.keys.prefix, *argv)
+                pipe.fcall(fn, 2, *self.keys.script_keys, *argv)
                 pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
                 raw, acked = await pipe.execute()
         if int(acked) < self.wait_replicas:
@@ -212,7 +215,7 @@ class Store:
                 async with client.pipeline(transaction=False) as pipe:
                     if asking:
                         pipe.execute_command("ASKING")
-                    pipe.fcall(fn, 1, self.keys.prefix, *argv)
+                    pipe.fcall(fn, 2, *self.keys.script_keys, *argv)
                     pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
                     replies = await pipe.execute()
                 return replies[-2], replies[-1]
@@ -304,8 +307,9 @@ class Store:
             # straight to the slot's node: redis-py would first ask a server
             # for FCALL's keys (COMMAND GETKEYS), a second round trip
             node = self.redis.get_node_from_key(self.keys.prefix)
-            return await self.redis.execute_command("FCALL", fn, 1, self.keys.prefix, *argv, target_nodes=node)
-        return await self.redis.fcall(fn, 1, self.keys.prefix, *argv)
+            return await self.redis.execute_command("FCALL", fn, 2, *self.keys.script_keys, *argv,
+                                                    target_nodes=node)
+        return await self.redis.fcall(fn, 2, *self.keys.script_keys, *argv)
 
     async def load_closed_order(self, order: Order, keep_ms: int) -> bool:
         """Brings a closed order read from PostgreSQL back into Redis (for a

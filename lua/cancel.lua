@@ -5,6 +5,7 @@
 -- available, so the same call fills that SKU's waiting lines, oldest first.
 --
 -- KEYS[1]  merchant prefix (see lib.lua for the derived key patterns)
+-- KEYS[2]  the merchant's guard (never touched; see lib.lua)
 -- ARGV     common ARGV[1..7] (lib.lua); ARGV[6] command:
 --   order_id  string
 --   lines     optional array of 1-500 {sku, qty} or {line, qty}; absent or

@@ -8,6 +8,7 @@
 -- rise in available fills waiting lines oldest first in the same call.
 --
 -- KEYS[1]  merchant prefix (see lib.lua for the derived key patterns)
+-- KEYS[2]  the merchant's guard (never touched; see lib.lua)
 -- ARGV     common ARGV[1..7] (lib.lua); ARGV[6] command:
 --   sku               string
 --   mode              "count" (absolute) | "adjust" (relative)

@@ -6,6 +6,7 @@
 -- has caught up. The store calls this until the reply's `more` is empty.
 --
 -- KEYS[1]  merchant prefix (see lib.lua for the derived key patterns)
+-- KEYS[2]  the merchant's guard (never touched; see lib.lua)
 -- ARGV     common ARGV[1..7] (lib.lua); ARGV[6] command:
 --   sku     string
 --   parent  optional operation id (1-128 chars) whose call stopped at the

@@ -8,6 +8,7 @@
 -- API on a refusal that is not stored) removes it.
 --
 -- KEYS[1]  merchant prefix
+-- KEYS[2]  the merchant's guard (never touched; see lib.lua)
 -- ARGV[1]  operation id (string, 1-128 chars)
 -- ARGV[2]  body fingerprint (string)
 -- ARGV[3]  in-flight marker lifetime, milliseconds (integer >= 1)

@@ -16,6 +16,12 @@
 -- Common KEYS (every script):
 --   KEYS[1]  merchant prefix, e.g. "{m:default}" (hash-tagged: every key below
 --            lives in its slot)
+--   KEYS[2]  the merchant's guard, "<prefix>:guard": never read or written. With
+--            KEYS[1] (never a key either) it makes Redis Cluster refuse the call
+--            while the merchant's slot is migrating (a node answers ASK while
+--            both are missing, and the importing node TRYAGAIN to a multi-key
+--            call with keys missing), so a script never runs while the
+--            merchant's keys are split between two nodes (engine/keys.py)
 -- Common ARGV (every script):
 --   ARGV[1]  operation id (string, 1-128 chars): the idempotency handle
 --   ARGV[2]  body fingerprint (string, may be empty: no body comparison)

@@ -11,6 +11,7 @@
 -- so lists of them read PostgreSQL plus only the unsynced ones from Redis.
 --
 -- KEYS[1]  merchant prefix
+-- KEYS[2]  the merchant's guard (never touched; see lib.lua)
 -- ARGV[1]  retention of closed orders, milliseconds (integer >= 1)
 -- ARGV[2]  n, the number of orders that follow (integer >= 0)
 -- ARGV[3..2+2n]  pairs: order id, version now in PostgreSQL

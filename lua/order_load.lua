@@ -6,6 +6,7 @@
 -- outbox event is written (the order is as PostgreSQL already has it).
 --
 -- KEYS[1]  merchant prefix
+-- KEYS[2]  the merchant's guard (never touched; see lib.lua)
 -- ARGV[1]  order snapshot, JSON {id, d, n, c, p, L, S, R, v, u} (d, S, R as
 --          JSON strings, L as an array)
 -- ARGV[2]  how long the loaded order stays if nothing changes it, milliseconds

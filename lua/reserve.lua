@@ -10,6 +10,7 @@
 -- The work is lib.lua's place_order(), which the Shopify intake shares.
 --
 -- KEYS[1]  merchant prefix (see lib.lua for the derived key patterns)
+-- KEYS[2]  the merchant's guard (never touched; see lib.lua)
 -- ARGV     common ARGV[1..7] (lib.lua); ARGV[6] command:
 --   order_id     string, 1-64 of [A-Za-z0-9_-]; must not exist yet
 --   channel      "dtc" | "wholesale"

@@ -6,6 +6,7 @@
 -- unchanged: they already left it when they shipped).
 --
 -- KEYS[1]  merchant prefix (see lib.lua for the derived key patterns)
+-- KEYS[2]  the merchant's guard (never touched; see lib.lua)
 -- ARGV     common ARGV[1..7] (lib.lua); ARGV[6] command:
 --   return_id  string, 1-64 of [A-Za-z0-9_-]
 --   order_id   string

@@ -9,6 +9,7 @@
 -- parts").
 --
 -- KEYS[1]  merchant prefix (see lib.lua for the derived key patterns)
+-- KEYS[2]  the merchant's guard (never touched; see lib.lua)
 -- ARGV     common ARGV[1..7] (lib.lua); ARGV[6] command:
 --   order_id  string
 --   shipment  JSON object as a string: {id, method, carrier, service,

@@ -32,6 +32,7 @@
 -- was committed already (by a replay): the call then changes nothing.
 --
 -- KEYS[1]  merchant prefix
+-- KEYS[2]  the merchant's guard (never touched; see lib.lua)
 -- ARGV[1]  now, milliseconds since the epoch
 -- ARGV[2]  write-ahead record to close (field of P:sync:wal; "" for none)
 -- ARGV[3]  JSON array of {sku, gen, now, quantity, set (boolean: a write was

@@ -14,6 +14,7 @@
 -- shopify_sync_commit.lua): the settle is read too.
 --
 -- KEYS[1]  merchant prefix
+-- KEYS[2]  the merchant's guard (never touched; see lib.lua)
 -- ARGV[1]  now, milliseconds since the epoch
 -- ARGV[2]  most SKUs to take (integer 1..250)
 -- ARGV[3]  optional JSON array of SKUs to read again (nothing is taken or moved)

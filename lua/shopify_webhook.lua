@@ -34,6 +34,7 @@
 -- sale_hold_ms, brought forward by the API once its 200 has been sent).
 --
 -- KEYS[1]  merchant prefix (see lib.lua for the derived key patterns)
+-- KEYS[2]  the merchant's guard (never touched; see lib.lua)
 -- ARGV     common ARGV[1..7] (lib.lua), ARGV[3] = 0; ARGV[6] command:
 --   topic             "orders/create" | "orders/cancelled" | "refunds/create" |
 --                     "app/uninstalled"

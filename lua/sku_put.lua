@@ -6,6 +6,7 @@
 -- first). Raising it takes nothing back from reservations already made.
 --
 -- KEYS[1]  merchant prefix (see lib.lua for the derived key patterns)
+-- KEYS[2]  the merchant's guard (never touched; see lib.lua)
 -- ARGV     common ARGV[1..7] (lib.lua); ARGV[6] command:
 --   sku          string, 1-64 of letters, digits and -_. (not starting with .)
 --   meta         optional object merged into the SKU's details: name (<= 255

@@ -186,6 +186,10 @@ def cmd_bench(args, settings: Settings) -> int:
         from loadtests.hotpath import main as hotpath_bench
 
         return hotpath_bench(settings, out=args.out, quick=args.quick)
+    if args.what == "cluster":
+        from loadtests.cluster_bench import main as cluster_bench
+
+        return cluster_bench(settings, out=args.out, quick=args.quick)
     if args.what == "webhooks":
         from loadtests.notify_bench import main as webhooks_bench
 
@@ -243,13 +247,15 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(fn=cmd_demo)
 
     b = sub.add_parser("bench", help="benchmarks")
-    b.add_argument("what", choices=["engine", "load", "rebuild", "lag", "documents", "webhooks", "hotpath", "ui"],
+    b.add_argument("what", choices=["engine", "load", "rebuild", "lag", "documents", "webhooks", "hotpath", "ui",
+                                    "cluster"],
                    help="engine: Lua engine rates and memory; load: Locust scenarios vs the PostgreSQL "
                         "baseline; rebuild: Redis rebuilt from PostgreSQL; lag: PostgreSQL behind Redis; "
                         "documents: CSV and 850 imports vs the same orders through the API; "
                         "webhooks: delivery throughput and the order rate with endpoints subscribed; "
                         "hotpath: POST /v1/orders against the bare stack it stands on (the yardstick); "
-                        "ui: the staff UI's searches and pages at 50,000 SKUs and 200,000 orders")
+                        "ui: the staff UI's searches and pages at 50,000 SKUs and 200,000 orders; "
+                        "cluster: reservations and Redis CPU per reservation per shard on 1, 2 and 3 primaries")
     b.add_argument("--orders", type=int, default=200_000)
     b.add_argument("--skus", type=int, default=50_000, help="SKUs (bench ui)")
     b.add_argument("--out", default="bench-report")

@@ -106,14 +106,22 @@ def start_cluster(root: Path, *, primaries: int = 3, replicas_per_primary: int =
         for i, node in enumerate(cluster.nodes[primaries:]):
             primary = heads[i % primaries]
             node.replica_of = primary.node_id
-            with node.client() as c:
-                c.execute_command("CLUSTER", "REPLICATE", primary.node_id)
+            # the replica may know of its primary only from a handshake so far
+            # ("Unknown node" until gossip has its id): retried until it does
+            _wait(lambda node=node, primary=primary: _replicate(node, primary.node_id),
+                  f"port {node.port} to replicate {primary.port}")
         _wait(lambda: all(_state_ok(n) for n in cluster.nodes), "the cluster to be whole")
         _wait(lambda: all(_synced(n) for n in cluster.replicas()), "the replicas to sync")
         return cluster
     except Exception:
         cluster.stop()
         raise
+
+
+def _replicate(node: ClusterNodeProcess, primary_id: str) -> bool:
+    with node.client() as c:
+        c.execute_command("CLUSTER", "REPLICATE", primary_id)
+    return True
 
 
 def _known(node: ClusterNodeProcess) -> int:

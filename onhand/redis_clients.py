@@ -19,6 +19,11 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import ClusterNode, RedisCluster
 
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+#: redis-py's cluster clients, on every 5th MOVED by default, drop every
+#: connection to every node (in-flight requests of all merchants fail with
+#: "Connection closed by server"); 0 has a MOVED only patch the slot map with
+#: the new owner it names. A node that is gone still makes them read the map again.
+REINITIALIZE_STEPS = 0
 #: Longest a request waits for a free connection (standalone) before it is a 503, seconds.
 POOL_WAIT_S = 5.0
 
@@ -47,6 +52,7 @@ def _seeds(url: str) -> tuple[list[tuple[str, int]], dict]:
 def sync_client(url: str, **options) -> Redis | RedisCluster:
     if is_cluster(url):
         seeds, extra = _seeds(url)
+        options.setdefault("reinitialize_steps", REINITIALIZE_STEPS)
         return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in seeds], **extra, **options)
     return Redis.from_url(url, **options)
 
@@ -59,6 +65,7 @@ def async_client(url: str, *, pool_size: int = 64, **options) -> AsyncRedis | As
     node on a cluster."""
     if is_cluster(url):
         seeds, extra = _seeds(url)
+        options.setdefault("reinitialize_steps", REINITIALIZE_STEPS)
         return AsyncRedisCluster(startup_nodes=[AsyncClusterNode(h, p) for h, p in seeds],
                                  max_connections=pool_size, **extra, **options)
     return AsyncRedis.from_pool(BlockingConnectionPool.from_url(

@@ -8,8 +8,15 @@ acknowledged (its pending list), then new ones. Entries pending on consumers
 that no longer hold a slot are claimed after CLAIM_IDLE_MS.
 
 Per batch: one PostgreSQL transaction (persistence.apply, idempotent), then
-XACK + XDEL, then mark_synced.lua for the orders written. A crash anywhere in
+mark_synced.lua for the orders written, then XACK + XDEL. A crash anywhere in
 between at worst applies the batch again, which changes nothing.
+
+Every Redis command of a drainer names one key (the outbox, the slot lock, a
+stats hash) or is a script called with the merchant's guard (engine/keys.py),
+so on a Redis Cluster it follows MOVED and ASK while the merchant's slot
+migrates. Redis refusing meanwhile (TRYAGAIN, a failover, a lost connection)
+is not a failure of the entries: the drainer keeps its slot, waits
+REDIS_RETRY_S and reads its pending entries again.
 
 Failures: a connection failure to PostgreSQL is retried without limit (the
 entries stay pending; orders keep flowing into the outbox). Any other failure
@@ -36,7 +43,7 @@ from sqlalchemy import exc as sa_errors
 from sqlalchemy.dialects.postgresql import insert
 
 from engine import scripts
-from engine.keys import Keys
+from engine.keys import Keys, script_keys
 from persistence.apply import OutboxEntry, apply_batch, mark_synced_args
 from persistence.models import DeadLetter
 
@@ -54,6 +61,12 @@ SLOT_TTL_MS = 5_000
 CLAIM_IDLE_MS = 30_000
 #: How long one XREADGROUP waits for new entries, milliseconds.
 BLOCK_MS = 200
+#: Pause before reading again after Redis refused (a slot migration, a failover), seconds.
+REDIS_RETRY_S = 0.2
+#: What Redis (Cluster) answers while a slot migrates, a failover runs or a node is away.
+REDIS_UNAVAILABLE = (redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.ClusterError,
+                     redis_errors.ClusterDownError, redis_errors.TryAgainError, redis_errors.MovedError,
+                     redis_errors.AskError, redis_errors.SlotNotCoveredError)
 
 
 def ensure_group(redis: Redis, keys: Keys) -> None:
@@ -75,6 +88,8 @@ class DrainReport:
     redelivered: int = 0
     dead_lettered: int = 0
     postgres_down: bool = False
+    #: Times Redis refused (a slot migration, a failover) and the drainer read again.
+    redis_retries: int = 0
     #: False when another drainer held the slot (nothing was done).
     got_slot: bool = False
     #: True when it stopped because the stream stayed empty for ``idle_s``.
@@ -84,6 +99,10 @@ class DrainReport:
 
 class PostgresUnavailable(Exception):
     """Raised when PostgreSQL cannot be reached; the entries stay pending."""
+
+
+class RedisUnavailable(Exception):
+    """Raised when Redis refused for now (REDIS_UNAVAILABLE); the entries stay pending."""
 
 
 class Drainer:
@@ -134,25 +153,45 @@ class Drainer:
         if not self.acquire():
             return report
         report.got_slot = True
-        ensure_group(self.redis, self.keys)
         deadline = time.monotonic() + seconds
+        recover, claimed = True, False
+        busy_at = time.monotonic()
         try:
-            # first what this consumer had read but not acknowledged (a crash)
-            self._drain(report, pending=True, deadline=deadline)
-            self._claim_orphans(report)
-            busy_at = time.monotonic()
-            while time.monotonic() < deadline and self.renew():
-                if stop is not None and stop.is_set():
-                    break
-                if self._drain(report, pending=False, deadline=deadline):
-                    busy_at = time.monotonic()
-                elif idle_s is not None and time.monotonic() - busy_at >= idle_s:
-                    report.went_idle = True
-                    break
+            while time.monotonic() < deadline:
+                try:
+                    if recover:
+                        ensure_group(self.redis, self.keys)
+                        # first what this consumer had read but not acknowledged (a crash,
+                        # or Redis refusing halfway through a batch)
+                        self._drain(report, pending=True, deadline=deadline)
+                        if not claimed:
+                            self._claim_orphans(report)
+                            claimed = True
+                        recover = False
+                        busy_at = time.monotonic()
+                    if not self.renew() or (stop is not None and stop.is_set()):
+                        break
+                    if self._drain(report, pending=False, deadline=deadline):
+                        busy_at = time.monotonic()
+                    elif idle_s is not None and time.monotonic() - busy_at >= idle_s:
+                        report.went_idle = True
+                        break
+                except (RedisUnavailable, *REDIS_UNAVAILABLE) as exc:
+                    # the entries read stay pending on this consumer: read them again
+                    report.redis_retries += 1
+                    recover = True
+                    log.info("Redis refused the drainer of %s (%r); reading again", self.keys.merchant, exc)
+                    if stop is not None and stop.wait(REDIS_RETRY_S):
+                        break
+                    if stop is None:
+                        time.sleep(REDIS_RETRY_S)
         except PostgresUnavailable:
             report.postgres_down = True
         finally:
-            self.release()
+            try:
+                self.release()
+            except REDIS_UNAVAILABLE:
+                pass  # the lock expires on its own
         return report
 
     def _drain(self, report: DrainReport, *, pending: bool, deadline: float) -> int:
@@ -208,11 +247,13 @@ class Drainer:
                               repr(fields), error, MAX_FAILURES, report)
         try:
             applied = self._apply(entries)
-            report.applied += applied
-            self._ack([e.id for e in entries], report)
             self._synced(entries)
-        except PostgresUnavailable:
+            self._ack([e.id for e in entries], report)
+            report.applied += applied
+        except (PostgresUnavailable, RedisUnavailable):
             raise
+        except REDIS_UNAVAILABLE as exc:
+            raise RedisUnavailable(str(exc)) from exc
         except Exception as exc:  # noqa: BLE001 - isolate the failing entry
             log.warning("outbox batch failed (%s); applying entries one by one", exc)
             for entry in entries:
@@ -220,11 +261,14 @@ class Drainer:
 
     def _handle_one(self, entry: OutboxEntry, report: DrainReport) -> None:
         try:
-            report.applied += self._apply([entry])
-            self._ack([entry.id], report)
+            applied = self._apply([entry])
             self._synced([entry])
-        except PostgresUnavailable:
+            self._ack([entry.id], report)
+            report.applied += applied
+        except (PostgresUnavailable, RedisUnavailable):
             raise
+        except REDIS_UNAVAILABLE as exc:
+            raise RedisUnavailable(str(exc)) from exc
         except Exception as exc:  # noqa: BLE001
             fails = self.redis.hincrby(f"{self.keys.prefix}:outbox:fails", entry.id, 1)
             report.errors.append(f"{entry.id}: {exc!r}")
@@ -245,10 +289,11 @@ class Drainer:
     def _ack(self, ids: list[str], report: DrainReport) -> None:
         if not ids:
             return
-        # one MULTI: an entry acknowledged but not deleted would stay forever
-        with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xack(self.keys.outbox, GROUP, *ids)
-            pipe.xdel(self.keys.outbox, *ids)
+        # XACK + XDEL in one step (an entry acknowledged but not deleted would
+        # stay forever), on the outbox key alone: one key follows an ASK while
+        # the slot migrates, where a MULTI over several keys gets TRYAGAIN
+        self.redis.eval(_ACK_DEL, 1, self.keys.outbox, GROUP, *ids)
+        with self.redis.pipeline(transaction=False) as pipe:
             pipe.hdel(f"{self.keys.prefix}:outbox:fails", *ids)
             pipe.hincrby(stats_key(self.keys), "applied", len(ids))
             pipe.execute()
@@ -276,6 +321,12 @@ class Drainer:
                   eid, failures, error)
 
 
+#: KEYS[1] the outbox stream; ARGV[1] the group, ARGV[2..] entry ids. Acknowledges
+#: and deletes the entries; returns how many were acknowledged.
+_ACK_DEL = ("local n = redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 2)) "
+            "redis.call('XDEL', KEYS[1], unpack(ARGV, 2)) return n")
+
+
 def call_function(redis: Redis, name: str, keys: list[str], args: list) -> object:
     """FCALL from a synchronous client, loading the library when Redis lacks
     it (on a cluster: on every primary; the call goes to the slot's node)."""
@@ -283,6 +334,8 @@ def call_function(redis: Redis, name: str, keys: list[str], args: list) -> objec
 
     fn = scripts.function_name(name)
     cluster = isinstance(redis, RedisCluster)
+    # the merchant prefix and its guard (engine/keys.py: no script runs mid-migration)
+    keys = list(script_keys(keys[0])) + list(keys[1:])
 
     def call() -> object:
         if cluster:
