@@ -285,7 +285,9 @@ class WebhookLoop:
             self._queues.setdefault(item.endpoint_id, deque()).append((item, lease_end))
         for endpoint_id in {item.endpoint_id for item in claimed}:
             running = self._senders.setdefault(endpoint_id, set())
-            for _ in range(self.per_endpoint - len(running)):
+            # a sender that has returned is done() at once (its discard comes later);
+            # one still running takes from the queue again before it returns
+            for _ in range(self.per_endpoint - sum(not t.done() for t in running)):
                 task = asyncio.create_task(self._send_queue(endpoint_id))
                 running.add(task)
                 task.add_done_callback(running.discard)
