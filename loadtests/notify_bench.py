@@ -11,8 +11,8 @@ process (32 concurrent clients, one-line wholesale orders). In one run:
 2. the order rate while those 10 endpoints are down (connections refused),
    answer 500, or answer after 10 s (the delivery timeout is 2 s): orders
    keep their speed meanwhile;
-3. delivery throughput with 100 endpoints: orders placed at once, then the
-   time until every endpoint has every event.
+3. delivery throughput with 10 endpoints and with 100: orders placed at
+   once, then the time until every endpoint has every event.
 
 Prints progress per phase and ends with the summary table; writes
 ``webhooks.md`` to ``--out``.
@@ -171,35 +171,46 @@ async def _run(service: Service, farm: Farm, sizes: Sizes) -> tuple[list[Phase],
             (await client.patch(f"/v1/webhook-endpoints/{eid}", headers=ADMIN, json={"enabled": False})).raise_for_status()
         phases.append(await _phase(client, service, farm, "no endpoints (again)", sizes.phase_s))
 
-        _say(f"delivery throughput: {sizes.endpoints} endpoints, {sizes.delivery_orders} orders at once")
-        for port in farm.ports[sizes.subscribed:sizes.subscribed + sizes.endpoints]:
-            (await client.post("/v1/webhook-endpoints", headers=ADMIN, json={
-                "url": f"http://127.0.0.1:{port}/hooks", "event_types": ["order.created"]})).raise_for_status()
         # let the 10 endpoints' backlog from the fault phases settle first
         await asyncio.sleep(1.0)
-        before = farm.stats()["answered"]
-        t0 = time.monotonic()
-        body = {"channel": "wholesale", "lines": [{"sku": "BENCH", "quantity": 1}]}
-        sem = asyncio.Semaphore(CLIENTS)
-
-        async def order() -> None:
-            async with sem:
-                (await client.post("/v1/orders", json=body, headers=ADMIN)).raise_for_status()
-
-        await asyncio.gather(*(order() for _ in range(sizes.delivery_orders)))
-        placed_s = time.monotonic() - t0
-        expected = sizes.delivery_orders * sizes.endpoints
-        cpu0 = cpu_seconds(service.worker_pids())
-        waited = await _wait_answered(farm, before + expected, timeout_s=600)
-        total_s = placed_s + waited
-        delivery = {"endpoints": sizes.endpoints, "orders": sizes.delivery_orders, "deliveries": expected,
-                    "placed_s": placed_s, "total_s": total_s, "rate": expected / total_s,
-                    "worker_cpu": (cpu_seconds(service.worker_pids()) - cpu0) / max(waited, 1e-6)}
-        _say(f"  {expected:,} deliveries in {total_s:.1f} s: {delivery['rate']:,.0f}/s")
-        return phases, delivery
+        fresh = farm.ports[sizes.subscribed:sizes.subscribed + sizes.endpoints]
+        deliveries = []
+        for count, orders in ((sizes.subscribed, sizes.delivery_orders * sizes.endpoints // sizes.subscribed),
+                              (sizes.endpoints, sizes.delivery_orders)):
+            _say(f"delivery throughput: {count} endpoints, {orders} orders at once")
+            for port in fresh[len(deliveries) and sizes.subscribed:count]:
+                (await client.post("/v1/webhook-endpoints", headers=ADMIN, json={
+                    "url": f"http://127.0.0.1:{port}/hooks", "event_types": ["order.created"]})).raise_for_status()
+            deliveries.append(await _deliver(client, service, farm, count, orders))
+        return phases, deliveries
 
 
-def render(phases: list[Phase], delivery: dict, sizes: Sizes, durability: dict) -> str:
+async def _deliver(client: httpx.AsyncClient, service: Service, farm: Farm, endpoints: int, orders: int) -> dict:
+    """Places ``orders`` at once (32 at a time) and waits until each of the
+    ``endpoints`` has answered each one's order.created."""
+    before = farm.stats()["answered"]
+    cpu0 = cpu_seconds(service.worker_pids())
+    t0 = time.monotonic()
+    body = {"channel": "wholesale", "lines": [{"sku": "BENCH", "quantity": 1}]}
+    sem = asyncio.Semaphore(CLIENTS)
+
+    async def order() -> None:
+        async with sem:
+            (await client.post("/v1/orders", json=body, headers=ADMIN)).raise_for_status()
+
+    await asyncio.gather(*(order() for _ in range(orders)))
+    placed_s = time.monotonic() - t0
+    expected = orders * endpoints
+    waited = await _wait_answered(farm, before + expected, timeout_s=900)
+    total_s = placed_s + waited
+    delivery = {"endpoints": endpoints, "orders": orders, "deliveries": expected, "placed_s": placed_s,
+                "total_s": total_s, "rate": expected / total_s,
+                "worker_cpu": (cpu_seconds(service.worker_pids()) - cpu0) / max(total_s, 1e-6)}
+    _say(f"  {expected:,} deliveries in {total_s:.1f} s: {delivery['rate']:,.0f}/s")
+    return delivery
+
+
+def render(phases: list[Phase], deliveries: list[dict], sizes: Sizes, durability: dict) -> str:
     base = (phases[0].rate + phases[-1].rate) / 2
     lines = [
         "# Webhook benchmark (`onhand bench webhooks`)", "",
@@ -215,10 +226,14 @@ def render(phases: list[Phase], delivery: dict, sizes: Sizes, durability: dict) 
                      f"{p.worker_cpu_s / p.seconds:.0%} | {p.delivered / p.seconds:,.0f} |")
     lines += ["", "\"vs no endpoints\" divides by the mean of the two phases without endpoints (first and last).",
               "", "## Delivery throughput", "",
-              f"{delivery['orders']} orders placed at once, each one `order.created` to each of "
-              f"{delivery['endpoints']} endpoints: {delivery['deliveries']:,} signed deliveries in "
-              f"{delivery['total_s']:.1f} s (orders placed in {delivery['placed_s']:.1f} s): "
-              f"**{delivery['rate']:,.0f} deliveries/s**, worker CPU {delivery['worker_cpu']:.0%} of a core.", ""]
+              "| endpoints | orders at once | deliveries | orders placed in | all delivered in | deliveries/s "
+              "| worker CPU |", "|---|---|---|---|---|---|---|"]
+    for d in deliveries:
+        lines.append(f"| {d['endpoints']} | {d['orders']:,} | {d['deliveries']:,} | {d['placed_s']:.1f} s | "
+                     f"{d['total_s']:.1f} s | **{d['rate']:,.0f}** | {d['worker_cpu']:.0%} |")
+    lines += ["", "Each order is one `order.created` to each endpoint; the time runs from the first order "
+              "placed to the last delivery answered; worker CPU is of one core over that time.",
+              f"Load average at the end: {' / '.join(f'{x:.1f}' for x in os.getloadavg())} (1/5/15 min).", ""]
     return "\n".join(lines)
 
 
@@ -235,11 +250,11 @@ def main(settings: Settings, *, out: str = "bench-report", quick: bool = False) 
             farm = Farm(workdir, sizes.subscribed + sizes.endpoints)
             service.start()
             try:
-                phases, delivery = asyncio.run(_run(service, farm, sizes))
+                phases, deliveries = asyncio.run(_run(service, farm, sizes))
             finally:
                 service.stop()
                 farm.stop()
-            report = render(phases, delivery, sizes, found.durability)
+            report = render(phases, deliveries, sizes, found.durability)
     finally:
         remove(workdir)
     Path(out).mkdir(parents=True, exist_ok=True)

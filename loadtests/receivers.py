@@ -30,6 +30,9 @@ class Farm:
         self.answered = 0
         self.requests = 0
         self.ids: set[str] = set()
+        #: Open connections: "down" drops them too (a dead host's kept-alive
+        #: connections do not go on answering).
+        self.connections: set[asyncio.StreamWriter] = set()
 
     async def open(self) -> None:
         first = not self.ports
@@ -43,6 +46,8 @@ class Farm:
     async def close(self) -> None:
         for server in self.servers:
             server.close()
+        for writer in list(self.connections):
+            writer.transport.abort()
         for server in self.servers:
             await server.wait_closed()
         self.servers = []
@@ -55,6 +60,7 @@ class Farm:
         self.mode = mode
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections.add(writer)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -78,6 +84,7 @@ class Farm:
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             pass
         finally:
+            self.connections.discard(writer)
             writer.close()
 
     async def control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

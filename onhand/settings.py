@@ -130,8 +130,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     webhook_retry_window_s: int = 3 * 24 * 3600
     #: Deliveries in flight at once per delivering worker slot.
     webhook_concurrency: int = 64
-    #: Deliveries in flight at once to one endpoint (across all workers).
+    #: Deliveries in flight at once to one endpoint (one worker sends to an
+    #: endpoint at a time, over at most this many kept-alive connections).
     webhook_endpoint_concurrency: int = 4
+    #: Deliveries one worker claims ahead for one endpoint (a lease on up to
+    #: this many queued deliveries, each of a different order), sent
+    #: webhook_endpoint_concurrency at a time while the next claim is made.
+    webhook_endpoint_batch: int = 32
     #: SMTP server for emails: smtp://[user:pass@]host[:port][?starttls=1] or
     #: smtps://... (TLS from the start). None: each email is written as a
     #: .eml file under mail_dir (the quick start shows them there).
@@ -317,7 +322,8 @@ def _notification_settings(get) -> dict:
                         ("ONHAND_WEBHOOK_RETRY_CAP_MS", "webhook_retry_cap_ms"),
                         ("ONHAND_WEBHOOK_RETRY_WINDOW", "webhook_retry_window_s"),
                         ("ONHAND_WEBHOOK_CONCURRENCY", "webhook_concurrency"),
-                        ("ONHAND_WEBHOOK_ENDPOINT_CONCURRENCY", "webhook_endpoint_concurrency")):
+                        ("ONHAND_WEBHOOK_ENDPOINT_CONCURRENCY", "webhook_endpoint_concurrency"),
+                        ("ONHAND_WEBHOOK_ENDPOINT_BATCH", "webhook_endpoint_batch")):
         if (v := get(name)) is not None:
             out[field] = int(v)
             if out[field] < 1:

@@ -1,12 +1,18 @@
 """The delivery queues in PostgreSQL: webhook deliveries and emails.
 
 Claiming is a short transaction. For webhooks it first locks the merchant's
-enabled endpoints that have due work (``FOR NO KEY UPDATE SKIP LOCKED``: two
-workers never claim for one endpoint at once, and the outbox apply's foreign
-key checks are not blocked), then claims, per endpoint, at most what keeps
-its deliveries in flight under the per-endpoint bound. A claim is a lease
+enabled endpoints that have due work and are not paused after a failure
+(``FOR NO KEY UPDATE SKIP LOCKED``: two workers never claim for one endpoint
+at once, and the outbox apply's foreign key checks are not blocked), then
+claims, per endpoint, up to a batch (``webhook_endpoint_batch``, less what
+this worker already holds; one, a probe, for an endpoint whose last attempt
+failed), and nothing for an endpoint another worker holds leases on: one
+worker sends to an endpoint at a time. A claim is a lease
 (``claimed_until``): a worker killed mid-delivery loses nothing, the lease
 runs out and another worker delivers again, with the same ``webhook-id``.
+Every per-endpoint read probes an index (due: endpoint, next attempt, id;
+held: the claimed rows; order: endpoint, order, position), so a claim's
+cost does not grow with an endpoint's backlog.
 
 A delivery is due when its time has come and it is the oldest pending one of
 its order for that endpoint (position: outbox entry, then rank), so an
@@ -31,41 +37,44 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 OPEN = (2**62, 0)
 
 _LOCK_ENDPOINTS = text("""
-SELECT e.id FROM webhook_endpoints e
+SELECT e.id, e.failures FROM webhook_endpoints e
 WHERE e.merchant_id = :merchant AND e.enabled
+  AND (e.paused_until IS NULL OR e.paused_until <= now())
   AND EXISTS (SELECT 1 FROM webhook_deliveries d
               WHERE d.endpoint_id = e.id AND d.status = 'pending' AND d.next_attempt_at <= now())
 ORDER BY e.id
 FOR NO KEY UPDATE SKIP LOCKED
 """)
 
+# Per endpoint: its live leases (the claimed-rows index: no backlog read);
+# an endpoint another worker holds leases on is left to that worker. Then
+# its due candidates in (next_attempt_at, id) order from the due index, each
+# checked against the order index (one probe: is an earlier delivery of its
+# order still pending?), up to the endpoint's limit less what it holds.
 _DUE_WEBHOOKS = text("""
-WITH busy AS (
-    SELECT endpoint_id, count(*) AS n FROM webhook_deliveries
-    WHERE endpoint_id = ANY(CAST(:endpoints AS text[])) AND status = 'pending'
-      AND claimed_until > now()
-    GROUP BY endpoint_id
-), due AS (
-    SELECT c.id, c.endpoint_id, c.next_attempt_at,
-           row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.next_attempt_at, c.id) AS rn
-    FROM unnest(CAST(:endpoints AS text[])) AS ep(id)
-    CROSS JOIN LATERAL (
-        SELECT d.id, d.endpoint_id, d.next_attempt_at FROM webhook_deliveries d
-        WHERE d.endpoint_id = ep.id AND d.status = 'pending' AND d.next_attempt_at <= now()
-          AND (d.claimed_until IS NULL OR d.claimed_until <= now())
-          AND (d.entry_ms, d.entry_seq) < (:wm_ms, :wm_seq)
-          AND NOT EXISTS (
-              SELECT 1 FROM webhook_deliveries p
-              WHERE p.endpoint_id = d.endpoint_id AND p.order_id = d.order_id
-                AND p.status = 'pending'
-                AND (p.entry_ms, p.entry_seq, p.rank) < (d.entry_ms, d.entry_seq, d.rank))
-        ORDER BY d.next_attempt_at, d.id
-        LIMIT :per_endpoint
-    ) c
-)
-SELECT due.id FROM due LEFT JOIN busy USING (endpoint_id)
-WHERE due.rn <= :per_endpoint - coalesce(busy.n, 0)
-ORDER BY due.next_attempt_at, due.id
+SELECT c.id
+FROM unnest(CAST(:endpoints AS text[]), CAST(:limits AS integer[])) AS ep(id, lim)
+CROSS JOIN LATERAL (
+    SELECT count(*) AS n, coalesce(bool_or(h.claimed_by <> :token), false) AS taken
+    FROM webhook_deliveries h
+    WHERE h.endpoint_id = ep.id AND h.status = 'pending' AND h.claimed_by IS NOT NULL
+      AND h.claimed_until > now()
+) held
+CROSS JOIN LATERAL (
+    SELECT d.id, d.next_attempt_at FROM webhook_deliveries d
+    WHERE d.endpoint_id = ep.id AND d.status = 'pending' AND d.next_attempt_at <= now()
+      AND (d.claimed_until IS NULL OR d.claimed_until <= now())
+      AND (d.entry_ms, d.entry_seq) < (:wm_ms, :wm_seq)
+      AND NOT EXISTS (
+          SELECT 1 FROM webhook_deliveries p
+          WHERE p.endpoint_id = d.endpoint_id AND p.order_id = d.order_id
+            AND p.status = 'pending'
+            AND (p.entry_ms, p.entry_seq, p.rank) < (d.entry_ms, d.entry_seq, d.rank))
+    ORDER BY d.next_attempt_at, d.id
+    LIMIT greatest(ep.lim - held.n, 0)
+) c
+WHERE NOT held.taken
+ORDER BY c.next_attempt_at, c.id
 LIMIT :room
 """)
 
@@ -78,7 +87,26 @@ WHERE d.id = ANY(CAST(:ids AS bigint[])) AND d.status = 'pending'
   AND (d.claimed_until IS NULL OR d.claimed_until <= now())
   AND ep.id = d.endpoint_id AND ev.merchant_id = d.merchant_id AND ev.id = d.event_id
 RETURNING d.id, d.endpoint_id, d.event_id, d.attempts, d.retry_from, ep.url, ep.secret,
-          ev.type, ev.payload, ev.occurred_at
+          ev.type, ev.payload, ev.occurred_at, ep.failures
+""")
+
+#: Claimed deliveries given back unsent (their endpoint failed meanwhile, or
+#: their lease would run out before an attempt could end): the claim's
+#: attempt is taken back.
+_RELEASE_WEBHOOKS = text("""
+UPDATE webhook_deliveries d
+SET claimed_until = NULL, claimed_by = NULL, attempts = greatest(d.attempts - 1, 0)
+WHERE d.id = ANY(CAST(:ids AS bigint[])) AND d.claimed_by = :token AND d.status = 'pending'
+""")
+
+#: An endpoint's health after a batch of attempts: a success clears its
+#: failures; a batch of failures only counts one more and pauses it.
+_ENDPOINT_HEALTH = text("""
+UPDATE webhook_endpoints e
+SET failures = CASE WHEN u.ok THEN 0 ELSE e.failures + 1 END,
+    paused_until = CASE WHEN u.ok THEN NULL ELSE now() + u.wait_ms * interval '1 millisecond' END
+FROM unnest(CAST(:ids AS text[]), CAST(:oks AS boolean[]), CAST(:waits AS bigint[])) AS u(id, ok, wait_ms)
+WHERE e.id = u.id
 """)
 
 _SETTLE_WEBHOOKS = text("""
@@ -124,6 +152,8 @@ class ClaimedWebhook:
     type: str
     payload: dict[str, Any]
     occurred_at: datetime
+    #: The endpoint's failed attempts in a row when this was claimed.
+    endpoint_failures: int = 0
 
 
 @dataclass(frozen=True)
@@ -141,19 +171,37 @@ async def claim_webhooks(conn: AsyncConnection, *, merchant: str, token: str, ro
                          per_endpoint: int, lease_ms: int,
                          watermark: tuple[int, int]) -> list[ClaimedWebhook]:
     """Claims up to ``room`` due deliveries (in the caller's transaction,
-    which should commit at once: it holds the endpoints' locks)."""
+    which should commit at once: it holds the endpoints' locks): per endpoint
+    at most ``per_endpoint`` held at once by this worker (an endpoint whose
+    last attempt failed: one, a probe), none for an endpoint another worker
+    holds leases on or that is paused after a failure."""
     if room <= 0:
         return []
-    endpoints = list((await conn.execute(_LOCK_ENDPOINTS, {"merchant": merchant})).scalars())
+    endpoints = (await conn.execute(_LOCK_ENDPOINTS, {"merchant": merchant})).all()
     if not endpoints:
         return []
     ids = list((await conn.execute(_DUE_WEBHOOKS, {
-        "endpoints": endpoints, "per_endpoint": per_endpoint, "room": room,
-        "wm_ms": watermark[0], "wm_seq": watermark[1]})).scalars())
+        "endpoints": [e.id for e in endpoints],
+        "limits": [1 if e.failures else per_endpoint for e in endpoints],
+        "token": token, "room": room, "wm_ms": watermark[0], "wm_seq": watermark[1]})).scalars())
     if not ids:
         return []
     rows = (await conn.execute(_CLAIM_WEBHOOKS, {"ids": ids, "token": token, "lease_ms": lease_ms})).all()
     return sorted((ClaimedWebhook(*row) for row in rows), key=lambda c: c.id)
+
+
+async def release_webhooks(conn: AsyncConnection, *, token: str, ids: list[int]) -> None:
+    """Gives claimed deliveries back unsent (another claim takes them)."""
+    if ids:
+        await conn.execute(_RELEASE_WEBHOOKS, {"token": token, "ids": sorted(ids)})
+
+
+async def record_endpoint_health(conn: AsyncConnection, health: dict[str, tuple[bool, int]]) -> None:
+    """endpoint id -> (a delivery succeeded, pause in ms when not)."""
+    if health:
+        ids = sorted(health)
+        await conn.execute(_ENDPOINT_HEALTH, {"ids": ids, "oks": [health[i][0] for i in ids],
+                                              "waits": [health[i][1] for i in ids]})
 
 
 async def settle_webhooks(conn: AsyncConnection, *, token: str, outcomes: list[Outcome]) -> list[Any]:
@@ -276,13 +324,23 @@ async def sku_names(conn: AsyncConnection, merchant: str, skus: list[str]) -> di
     return {r.sku: r.name for r in rows}
 
 
-#: Merchants with webhooks or emails waiting to be sent (the partial indexes
-#: on pending rows keep this cheap).
+#: Merchants with webhooks or emails waiting to be sent: one probe of the
+#: due index per enabled endpoint, and a skip scan of the emails' (the
+#: watchdog runs this every second: it must not read a backlog).
 _BUSY = text("""
-SELECT DISTINCT e.merchant_id FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
-WHERE d.status = 'pending' AND e.enabled
+SELECT DISTINCT e.merchant_id FROM webhook_endpoints e
+WHERE e.enabled AND EXISTS (SELECT 1 FROM webhook_deliveries d
+                            WHERE d.endpoint_id = e.id AND d.status = 'pending')
 UNION
-SELECT DISTINCT merchant_id FROM email_deliveries WHERE status = 'pending'
+SELECT m.id FROM (
+    WITH RECURSIVE m AS (
+        SELECT min(merchant_id) AS id FROM email_deliveries WHERE status = 'pending'
+        UNION ALL
+        SELECT (SELECT min(merchant_id) FROM email_deliveries
+                WHERE status = 'pending' AND merchant_id > m.id)
+        FROM m WHERE m.id IS NOT NULL)
+    SELECT id FROM m) m
+WHERE m.id IS NOT NULL
 """)
 
 

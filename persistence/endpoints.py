@@ -66,7 +66,7 @@ async def change(conn: AsyncConnection, scope: Scope, endpoint_id: str, values: 
     if before is None:
         return None
     if values.get("enabled") is True and not before.enabled:
-        values = values | {"disabled_reason": None, "disabled_at": None}
+        values = values | {"disabled_reason": None, "disabled_at": None, "failures": 0, "paused_until": None}
         await conn.execute(update(WebhookDelivery).where(
             WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.status == "pending",
         ).values(retry_from=func.now(), next_attempt_at=func.now()))

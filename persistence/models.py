@@ -668,6 +668,13 @@ class WebhookEndpoint(Base):
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: Attempts that failed in a row (0 when the last one succeeded): while
+    #: above 0 the endpoint is probed one delivery at a time.
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    #: After a failed attempt nothing is claimed for the endpoint until then
+    #: (exponential backoff per endpoint: a dead endpoint's backlog is not
+    #: tried delivery by delivery).
+    paused_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class WebhookDelivery(Base):
@@ -679,8 +686,10 @@ class WebhookDelivery(Base):
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
         UniqueConstraint("endpoint_id", "event_id"),
-        Index("ix_webhook_deliveries_due", "endpoint_id", "next_attempt_at",
+        Index("ix_webhook_deliveries_due", "endpoint_id", "next_attempt_at", "id",
               postgresql_where=text("status = 'pending'")),
+        Index("ix_webhook_deliveries_claimed", "endpoint_id", "claimed_until",
+              postgresql_where=text("status = 'pending' AND claimed_by IS NOT NULL")),
         Index("ix_webhook_deliveries_order", "endpoint_id", "order_id", "entry_ms", "entry_seq", "rank",
               postgresql_where=text("status = 'pending'")),
         Index("ix_webhook_deliveries_log", "endpoint_id", "id"),

@@ -7,6 +7,7 @@ slowly, redirect, or be down (nothing listening on its port)."""
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 from collections import Counter
@@ -39,6 +40,13 @@ class Receiver:
     hits: Counter = field(default_factory=Counter)
     #: Requests that arrived while in slow mode and are still being held.
     holding: int = 0
+    #: In "ok" mode: the share of requests answered 500 at random, and a
+    #: random delay (0..delay_s) before answering.
+    flaky: float = 0.0
+    delay_s: float = 0.0
+    #: Requests being answered now, and the most there ever were at once.
+    in_flight: int = 0
+    most_in_flight: int = 0
 
     def __post_init__(self):
         self.lock = threading.Lock()
@@ -55,10 +63,24 @@ class Receiver:
                 pass
 
             def do_POST(self):
+                with receiver.lock:
+                    receiver.in_flight += 1
+                    receiver.most_in_flight = max(receiver.most_in_flight, receiver.in_flight)
+                try:
+                    self._post()
+                finally:
+                    with receiver.lock:
+                        receiver.in_flight -= 1
+
+            def _post(self):
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 with receiver.lock:
                     receiver.hits[self.path] += 1
                     mode = receiver.mode
+                if mode == "ok" and receiver.delay_s:
+                    time.sleep(random.random() * receiver.delay_s)
+                if mode == "ok" and receiver.flaky and random.random() < receiver.flaky:
+                    return self._answer(500)
                 if mode == "fail":
                     return self._answer(500)
                 if mode == "redirect":
