@@ -6,8 +6,11 @@ from __future__ import annotations
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+import msgspec
+
 from api.operations import now_ms
-from api.problems import RATE_LIMITED, VALIDATION, ApiProblem
+from api.problems import PROBLEM_JSON, RATE_LIMITED, VALIDATION, ApiProblem
+from api.ratelimit import RATE_SCOPE, RateState, Verdict
 
 
 class AuthMiddleware(ASGIMiddleware):
@@ -27,13 +30,16 @@ class AuthMiddleware(ASGIMiddleware):
         auth = headers.get(b"authorization")
         principal = await services.authenticator.authenticate(auth.decode("latin-1") if auth else None)
         scope["user"] = principal
+        if handler.opt.get("rate_limit") == "in_call":
+            # the handler's FCALL takes the step (api/ratelimit.py)
+            await _with_rate_in_call(scope, receive, send, next_app, services.limiter, principal)
+            return
         verdict = await services.limiter.check(principal, now_ms())
         if verdict is None:
             await next_app(scope, receive, send)
             return
         if not verdict.allowed:
-            raise ApiProblem(RATE_LIMITED, f"over {verdict.limit} requests per second for this key",
-                             headers=verdict.headers(), retry_after_s=verdict.retry_after_s)
+            raise _refusal(verdict)
         extra = [(k.lower().encode(), v.encode()) for k, v in verdict.headers().items()]
 
         async def send_with_headers(message: Message) -> None:
@@ -42,6 +48,50 @@ class AuthMiddleware(ASGIMiddleware):
             await send(message)
 
         await next_app(scope, receive, send_with_headers)
+
+
+def _refusal(verdict: Verdict) -> ApiProblem:
+    return ApiProblem(RATE_LIMITED, f"over {verdict.limit} requests per second for this key",
+                      headers=verdict.headers(), retry_after_s=verdict.retry_after_s)
+
+
+async def _with_rate_in_call(scope: Scope, receive: Receive, send: Send, next_app: ASGIApp,
+                             limiter, principal) -> None:
+    state = RateState(principal)
+    scope[RATE_SCOPE] = state  # type: ignore[literal-required]
+    replaced = False
+
+    async def send_counted(message: Message) -> None:
+        nonlocal replaced
+        if message["type"] == "http.response.start":
+            if not state.taken:
+                # the request ended before its FCALL: count it now
+                state.verdict, state.taken = await limiter.check(principal, now_ms()), True
+            verdict = state.verdict
+            if verdict is not None:
+                if not verdict.allowed:
+                    if not state.in_call:
+                        replaced = True
+                        await _send_problem(send, _refusal(verdict))
+                        return
+                else:
+                    message["headers"] = [*message.get("headers", []),
+                                          *((k.lower().encode(), v.encode()) for k, v in verdict.headers().items())]
+        elif replaced:
+            return
+        await send(message)
+
+    await next_app(scope, receive, send_counted)
+
+
+async def _send_problem(send: Send, problem: ApiProblem) -> None:
+    kind = problem.kind
+    body = msgspec.json.encode({"type": kind.type, "title": kind.title, "status": kind.status,
+                                "detail": problem.detail, **problem.extensions})
+    headers = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode()),
+               *((k.lower().encode(), v.encode()) for k, v in (problem.headers or {}).items())]
+    await send({"type": "http.response.start", "status": kind.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 class AllowHeaderMiddleware(ASGIMiddleware):

@@ -57,14 +57,28 @@ def order_request(data: s.OrderBody, principal: Principal) -> ordering.OrderRequ
         caller_is_staff=principal.role in (Role.ADMIN, Role.OPERATOR))
 
 
-async def build_order(services: Services, req: ordering.OrderRequest) -> PlaceOrder:
-    """Looks up the order's customer (Redis) and builds its command
-    (engine/ordering.py); the staff UI builds phone orders the same way."""
+#: build_order's default: look the customer up
+_LOOK_UP: Any = object()
+
+
+def customer_of(req: ordering.OrderRequest) -> str | None:
+    """The customer whose record the order is built from (checked when built)."""
+    return req.caller_customer_id if req.caller_is_wholesale else req.customer_id
+
+
+async def build_order(services: Services, req: ordering.OrderRequest,
+                      customer: dict[str, Any] | None = _LOOK_UP) -> PlaceOrder:
+    """Builds the order's command (engine/ordering.py) from its customer's
+    record: the one given (the API's, read through Operations' cache and
+    checked by version in the FCALL), else looked up in Redis; the staff UI
+    builds phone orders the same way."""
     customer_id = ordering.order_customer(req)
     ordering.check_policy(req)
-    customer = None
+    if customer is _LOOK_UP:
+        customer = await load_customer(services, customer_id) if customer_id is not None else None
+    if customer_id is None:
+        customer = None
     if customer_id is not None:
-        customer = await load_customer(services, customer_id)
         if customer is None:
             raise ordering.OrderRequestError("not_found", "no such customer",
                                              [{"field": "customer_id", "message": "no such customer"}])
@@ -85,7 +99,7 @@ def packed(data: s.ShipmentBody) -> list[dict[str, Any]] | None:
 class OrderController(Controller):
     tags = ["orders"]
 
-    @post("/v1/orders", guards=[requires(*EVERYONE)], status_code=201,
+    @post("/v1/orders", guards=[requires(*EVERYONE)], status_code=201, opt={"rate_limit": "in_call"},
           responses=responses(400, 401, 403, 404, 409, 413, 422, 429, 503),
           summary="Place an order: every line reserved atomically from the shared pool")
     async def create(self, data: JSONBody[s.OrderBody], request: Request, services: NamedDependency[Services]) -> s.OrderView:
@@ -94,10 +108,12 @@ class OrderController(Controller):
         req = order_request(data, principal)
         ordering.merge_lines(req.lines)  # a 400 for the lines before anything else
 
-        async def build() -> PlaceOrder:
-            return await build_order(services, req)
+        async def build(customer: dict[str, Any] | None = None) -> PlaceOrder:
+            return await build_order(services, req, customer)
 
-        result = await services.operations.run(request, principal, data, build)
+        customer_id = customer_of(req)
+        result = await services.operations.run(request, principal, data, build,
+                                               ("customer", customer_id) if customer_id else None)
         return order_view(result.order)
 
     @get("/v1/orders/{order_id:str}", guards=[requires(*EVERYONE)],
@@ -131,6 +147,7 @@ class OrderController(Controller):
         return s.OrderList(items=[order_view(o) for o in orders], total=total)
 
     @post("/v1/orders/{order_id:str}/cancel", guards=[requires(*STAFF)], status_code=200,
+          opt={"rate_limit": "in_call"},
           responses=responses(400, 401, 403, 404, 409, 413, 422, 429, 503),
           summary="Cancel the unshipped remainder, or some units per SKU")
     async def cancel(self, order_id: IdPath, request: Request, services: NamedDependency[Services],
@@ -153,6 +170,7 @@ class OrderController(Controller):
         return order_view(result.order, result.fills + result.later_fills)
 
     @post("/v1/orders/{order_id:str}/shipments", guards=[requires(*STAFF)], status_code=201,
+          opt={"rate_limit": "in_call"},
           responses=responses(400, 401, 403, 404, 409, 413, 422, 429, 503),
           summary="Ship reserved units; each shipment is tracked separately")
     async def ship(self, order_id: IdPath, data: JSONBody[s.ShipmentBody], request: Request,

@@ -1,5 +1,13 @@
 """Per-key request rates by role (ONHAND_RATE_LIMIT_WHOLESALE / _STAFF), kept in
-Redis so every API process shares the count (lua/rate_limit.lua)."""
+Redis so every API process shares the count (lua/rate_limit.lua).
+
+Routes whose writes all go through :class:`api.operations.Operations` take
+the request's rate-limit step inside their one FCALL (lib.lua's guard(), same
+key and algorithm as rate_limit.lua). The middleware leaves a
+:class:`RateState` in the scope for them; a request that ends before its
+FCALL (a 400, a 404 of a lookup) is counted when its response starts, and
+answered 429 instead when over the limit, so every request is counted once
+and an over-limit key is refused whatever its body."""
 
 from __future__ import annotations
 
@@ -30,12 +38,46 @@ class Verdict:
         return h
 
 
+#: Where the middleware leaves a route's :class:`RateState` in the ASGI scope.
+RATE_SCOPE = "onhand.rate"
+
+
+class RateState:
+    """One request's rate-limit step: not taken yet, or its verdict (None
+    also when the role has no limit)."""
+
+    __slots__ = ("principal", "taken", "verdict", "in_call")
+
+    def __init__(self, principal: Principal):
+        self.principal = principal
+        self.taken = False
+        self.verdict: Verdict | None = None
+        #: True when the verdict came with the request's FCALL (its refusal
+        #: is already the response)
+        self.in_call = False
+
+
 class RateLimiter:
     def __init__(self, redis, *, wholesale_per_s: float, staff_per_s: float):
         self.redis = redis
         self.rates = {Role.WHOLESALE: wholesale_per_s, Role.ADMIN: staff_per_s, Role.OPERATOR: staff_per_s}
         source = resources.files("lua").joinpath("rate_limit.lua").read_text(encoding="utf-8")
         self._script = redis.register_script(source)
+
+    def params(self, principal: Principal) -> tuple[str, float, int] | None:
+        """(bucket, emission interval ms, burst) for the guard, None without a limit."""
+        rate = self.rates.get(principal.role, 0.0)
+        if rate <= 0:
+            return None
+        return principal.key_id, 1000.0 / rate, max(1, int(math.ceil(rate)))
+
+    @staticmethod
+    def verdict_of(rate, burst: int) -> Verdict | None:
+        """The verdict of the guard's rate answer (engine.store.Rate)."""
+        if rate.remaining < 0 and rate.allowed:
+            return None
+        return Verdict(bool(rate.allowed), burst, int(rate.remaining),
+                       max(1, math.ceil(rate.retry_after_ms / 1000)), math.ceil(rate.reset_ms / 1000))
 
     async def check(self, principal: Principal, now_ms: int) -> Verdict | None:
         """None when the role has no limit."""

@@ -119,7 +119,7 @@ class Shared:
             reader = OrderReader(store, self.pg)
             tenant = Services(shared=self, settings=settings, store=store, reader=reader,
                               records=RecordReader(store, reader),
-                              operations=Operations(store, settings.idempotency_ttl_s * 1000))
+                              operations=Operations(store, settings.idempotency_ttl_s * 1000, self.limiter))
             self._tenants[merchant] = tenant
             if len(self._tenants) > TENANT_CACHE:
                 self._tenants.popitem(last=False)
