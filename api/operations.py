@@ -89,24 +89,17 @@ class Operations:
         With ``record`` (kind, id), ``build`` is given that record's
         document (a dict, or None when absent) and is called again when it
         changed before the command ran."""
-        state: RateState | None = request.scope.get(RATE_SCOPE)
-        if state is None or state.taken or self.limiter is None or not hasattr(self.store, "run_guarded"):
-            return await self._careful(request, principal, body, build, record, state)
         key = idempotency_key(request)
         scope = f"{principal.key_id}\n{request.method}\n{request.url.path}"
-        return await self.run_keyed(f"key:{principal.key_id}", scope, key, body, build)
-
-    async def run_keyed(self, actor: str, scope: str, key: str | None, body: Any,
-                        build: Callable[[], Awaitable[Command]]) -> Result:
-        """:meth:`run` for any caller: ``actor`` goes on the change (the
-        engine's Op.actor), ``scope`` + ``key`` make the operation id (the
-        staff UI scopes a form's key to the user and the form's path)."""
+        actor = f"key:{principal.key_id}"
+        state: RateState | None = request.scope.get(RATE_SCOPE)
+        if state is None or state.taken or self.limiter is None or not hasattr(self.store, "run_guarded"):
+            return await self._careful(actor, scope, key, body, build, record, state, principal)
         if key is None:
             op = Op(op_id=f"api-{uuid.uuid4().hex}", now_ms=now_ms(), actor=actor)
         else:
-            fp = fingerprint(body)
-            op = Op(op_id=operation_id(principal, request, key), now_ms=now_ms(), actor=actor,
-                    fingerprint=fp, idempotency_ttl_ms=self.ttl_ms)
+            op = Op(op_id=scoped_operation_id(scope, key), now_ms=now_ms(), actor=actor,
+                    fingerprint=fingerprint(body), idempotency_ttl_ms=self.ttl_ms)
         params = self.limiter.params(principal)
         bucket, interval, burst = params if params else ("", 0.0, 0)
         version = 0
@@ -119,7 +112,7 @@ class Operations:
         except (ApiProblem, OnhandError):
             # refused from what this process knows: decide on fresh reads,
             # after a replay had its chance (the careful path)
-            return await self._careful(request, principal, body, build, record, state)
+            return await self._careful(actor, scope, key, body, build, record, state, principal)
 
         def took(rate) -> None:
             state.taken, state.in_call = True, True
@@ -146,9 +139,16 @@ class Operations:
                 command = await build(_doc(outcome.doc))
             except (ApiProblem, OnhandError):
                 state.in_call = False
-                return await self._careful(request, principal, body, build, record, state)
+                return await self._careful(actor, scope, key, body, build, record, state, principal)
         state.in_call = False
-        return await self._careful(request, principal, body, build, record, state)
+        return await self._careful(actor, scope, key, body, build, record, state, principal)
+
+    async def run_keyed(self, actor: str, scope: str, key: str | None, body: Any,
+                        build: Callable[[], Awaitable[Command]]) -> Result:
+        """:meth:`run` for any caller: ``actor`` goes on the change (the
+        engine's Op.actor), ``scope`` + ``key`` make the operation id (the
+        staff UI scopes a form's key to the user and the form's path)."""
+        return await self._careful(actor, scope, key, body, build, None, None, None)
 
     async def _record(self, record: tuple[str, str]) -> tuple[int, str | None]:
         hit = self._records.get(record)
@@ -162,9 +162,9 @@ class Operations:
             self._records.clear()
         self._records[record] = (version, doc)
 
-    async def _careful(self, request: Request, principal: Principal, body: Any,
+    async def _careful(self, actor: str, scope: str, key: str | None, body: Any,
                        build: Callable[..., Awaitable[Command]], record: tuple[str, str] | None,
-                       state: RateState | None) -> Result:
+                       state: RateState | None, principal: Principal | None) -> Result:
         """The path of old: rate-limit step (when not taken yet), claim, fresh
         lookups, operation, release."""
         if state is not None and not state.taken and self.limiter is not None:
@@ -182,8 +182,6 @@ class Operations:
             self._remember(record, version, doc)
             return await build(_doc(doc))
 
-        key = idempotency_key(request)
-        actor = f"key:{principal.key_id}"
         if key is None:
             command = await fresh_build()
             return await self.store.run(command, Op(op_id=f"api-{uuid.uuid4().hex}",

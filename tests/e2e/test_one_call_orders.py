@@ -65,7 +65,8 @@ async def test_a_rate_limit_is_shared_by_two_api_processes(redis_url, database_u
                 placed = codes.count(201)
                 # GCRA: at most the burst plus what the rate refills meanwhile, across both processes
                 assert placed <= int(rate) + elapsed * rate + 1, (placed, elapsed)
-                assert placed >= 1 and codes.count(429) >= 60 - placed - 0 and set(codes) <= {201, 429}
+                assert placed >= 1, [(r.status_code, r.text[:200]) for r in replies[:3]]
+                assert codes.count(429) >= 60 - placed - 0 and set(codes) <= {201, 429}
                 for r in replies:
                     assert r.headers["ratelimit-limit"] == "5"
                     if r.status_code == 429:
