@@ -15,6 +15,8 @@ import math
 from dataclasses import dataclass
 from importlib import resources
 
+from redis.exceptions import NoScriptError
+
 from api.auth import Principal, Role
 from engine.keys import Keys
 
@@ -90,3 +92,46 @@ class RateLimiter:
             keys=[f"{Keys(principal.merchant).prefix}:rl:{principal.key_id}"], args=[now_ms, interval_ms, burst])
         return Verdict(bool(allowed), burst, int(remaining), max(1, math.ceil(int(retry_ms) / 1000)),
                        math.ceil(int(reset_ms) / 1000))
+
+
+async def read_with_rate(scope, limiter: RateLimiter, redis, queue, now_ms: int) -> list:
+    """One round trip for a read: the request's rate-limit step (when the
+    middleware left it to the handler) and the read's commands (``queue(pipe)``
+    adds them) on one pipeline. Raises the 429 when over the limit (the read
+    was made and is dropped). Returns the read's replies."""
+    from api.problems import RATE_LIMITED, ApiProblem
+
+    state: RateState | None = scope.get(RATE_SCOPE)
+    principal = state.principal if state is not None and not state.taken else None
+    rate = limiter.rates.get(principal.role, 0.0) if principal is not None else 0.0
+    burst = max(1, int(math.ceil(rate))) if rate > 0 else 0
+    for attempt in (1, 2):
+        async with redis.pipeline(transaction=False) as pipe:
+            if rate > 0:
+                # EVALSHA by hand: a registered script on a pipeline costs a
+                # SCRIPT EXISTS round trip on every execute
+                pipe.execute_command("EVALSHA", limiter._script.sha, 1,
+                                     f"{Keys(principal.merchant).prefix}:rl:{principal.key_id}",
+                                     now_ms, 1000.0 / rate, burst)
+            queue(pipe)
+            try:
+                replies = await pipe.execute()
+                break
+            except NoScriptError:
+                if attempt == 2:
+                    raise
+                await redis.script_load(limiter._script.script)
+    if principal is None:
+        return replies
+    state.taken = True
+    if rate <= 0:
+        return replies
+    allowed, remaining, retry_ms, reset_ms = replies[0]
+    state.verdict = Verdict(bool(allowed), burst, int(remaining), max(1, math.ceil(int(retry_ms) / 1000)),
+                            math.ceil(int(reset_ms) / 1000))
+    if not allowed:
+        state.in_call = True
+        v = state.verdict
+        raise ApiProblem(RATE_LIMITED, f"over {v.limit} requests per second for this key",
+                         headers=v.headers(), retry_after_s=v.retry_after_s)
+    return replies[1:]

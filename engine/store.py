@@ -463,6 +463,20 @@ class Store:
         return order_from_snapshot(snap)
 
 
+def inventory_from_row(sku: str, row: dict[bytes, bytes]) -> Inventory | None:
+    """A SKU's counters from its hash (HGETALL P:s:<sku>), None when absent."""
+    return _inventory(sku, row)
+
+
+def order_from_row(order_id: str, row: dict[bytes, bytes]) -> Order | None:
+    """An order from its hash (HGETALL P:o:<order>), None when absent."""
+    if not row:
+        return None
+    snap = {k.decode(): v.decode() for k, v in row.items()}
+    snap["id"] = order_id
+    return order_from_snapshot(snap)
+
+
 def _inventory(sku: str, row: dict[bytes, bytes]) -> Inventory | None:
     if not row:
         return None

@@ -167,6 +167,60 @@ async def test_an_order_carries_the_customer_defaults_current_when_it_is_accepte
         assert (line["reserved"], line["backordered"], line["cancelled"]) == (4, 0, 4), line
 
 
+async def test_reads_by_id_send_the_rate_limit_step_and_the_read_together(redis_url, database_url):
+    """GET /v1/inventory/{sku} and GET /v1/orders/{id} with a rate-limited key:
+    the EVALSHA of the rate limit and the HGETALL, on one pipeline (one round
+    trip; MONITOR shows both commands), nothing else."""
+    async with running_stack(redis_url, database_url, workers=False, rate_limit_wholesale=10_000.0) as stack:
+        await _stocked(stack, "RD", 10)
+        _, key = await _wholesale(stack)
+        r = await stack.client.post("/v1/orders", json={"channel": "wholesale", "lines": [{"sku": "RD", "quantity": 1}]},
+                                    headers=_auth(key))
+        order_id = r.json()["id"]
+        for path in ("/v1/inventory/RD", f"/v1/orders/{order_id}"):
+            seen = await _monitored(redis_url, stack.keys.prefix, lambda: stack.client.get(path, headers=_auth(key)),
+                                    20, 200)
+            assert seen == {"EVALSHA": 20, "HGETALL": 20}, (path, seen)
+        # a wholesale key still sees only its own orders
+        other = await stack.post("/v1/orders", {"channel": "dtc", "lines": [{"sku": "RD", "quantity": 1}]})
+        assert (await stack.client.get(f"/v1/orders/{other.json()['id']}", headers=_auth(key))).status_code == 404
+
+
+async def _monitored(redis_url, prefix, call, n, status):
+    import threading
+    from collections import Counter
+
+    from redis import Redis
+
+    await call()
+    seen: Counter = Counter()
+    ready, done = threading.Event(), threading.Event()
+
+    def watch() -> None:
+        with Redis.from_url(redis_url).monitor() as m:
+            ready.set()
+            for event in m.listen():
+                if done.is_set():
+                    return
+                if event.get("client_type") == "lua" or "lua" in str(event.get("client_address", "")):
+                    continue
+                if prefix in event["command"]:
+                    seen[event["command"].split()[0].strip('"').upper()] += 1
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    ready.wait(5)
+    await asyncio.sleep(0.2)
+    for _ in range(n):
+        r = await call()
+        assert r.status_code == status, r.text
+    await asyncio.sleep(0.3)
+    done.set()
+    Redis.from_url(redis_url).ping()
+    t.join(5)
+    return dict(seen)
+
+
 async def test_an_order_with_a_wholesale_key_is_one_redis_round_trip(redis_url, database_url):
     """Counted on the server with MONITOR (the commands a script runs are
     marked, and are not round trips): after the first order has warmed the
