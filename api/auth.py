@@ -26,6 +26,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 import string
 import time
@@ -109,12 +110,15 @@ def split_key(token: str) -> tuple[str, str] | None:
     key_id, sep, secret = body.rpartition("_")
     if not sep or not key_id.startswith("key_") or len(key_id) > 64 or len(secret) != SECRET_CHARS:
         return None
-    if not all(c in _ALPHABET for c in secret):
+    if not _SECRET.fullmatch(secret):
         return None
     return key_id, secret
 
 
 _record_decoder = msgspec.json.Decoder(KeyRecord)
+#: A key's secret part (checked with one regex: a per-character loop was 10%
+#: of the order path's samples)
+_SECRET = re.compile(rf"[A-Za-z0-9]{{{SECRET_CHARS}}}")
 
 
 class Authenticator:
@@ -258,7 +262,8 @@ def requires(*roles: Role):
     """A guard: the route is open to these roles only (403 otherwise)."""
     allowed = frozenset(roles)
 
-    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    # async: Litestar runs a sync guard in a worker thread (a thread hop per request)
+    async def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         principal = connection.scope.get("user")
         if not isinstance(principal, Principal):
             raise unauthorized()

@@ -76,6 +76,8 @@ class Report:
     notes: list[str] = field(default_factory=list)
     #: the Shopify webhook intake (loadtests/intake.py)
     intake: object = None
+    #: the hot SKU against the PostgreSQL baseline (loadtests/hotsku.py)
+    hot: object = None
     #: request -> {command: per request}, counted with MONITOR
     trips: dict[str, dict[str, float]] = field(default_factory=dict)
 
@@ -288,6 +290,9 @@ def main(settings: Settings, *, out: str, runs: int = 3, seconds: int = 10, quic
                 from loadtests import intake
 
                 report.intake = intake.measure(service, redis, found.redis_url, workdir, seconds, _say)
+                from loadtests import hotsku
+
+                report.hot = hotsku.measure(service, found, workdir, runs, seconds, _say)
             finally:
                 redis.close()
                 yard_redis.close()
@@ -309,6 +314,12 @@ def main(settings: Settings, *, out: str, runs: int = 3, seconds: int = 10, quic
               f"{i.paced_run.latency_ms.get('p99', 0):.1f} ms; {sum(i.trips.values()):.2f} round trips; "
               + ("checks passed" if not i.checks else "CHECKS FAILED: " + "; ".join(i.checks)))
         if i.checks:
+            return 1
+    if report.hot is not None:
+        h = report.hot
+        print(f"hot SKU: onhand {h.median('onhand'):,.0f}/s, baseline {h.median('baseline'):,.0f}/s; "
+              + ("checks passed" if not h.checks else "CHECKS FAILED: " + "; ".join(h.checks)))
+        if h.checks:
             return 1
     return 1 if bad else 0
 
@@ -359,4 +370,8 @@ def render(report: Report, runs: int, seconds: int) -> str:
         from loadtests import intake
 
         out += intake.render(report.intake)
+    if report.hot is not None:
+        from loadtests import hotsku
+
+        out += hotsku.render(report.hot, runs, seconds)
     return "\n".join(out)

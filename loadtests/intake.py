@@ -113,8 +113,14 @@ def measure(service: Service, redis: Redis, redis_url: str, workdir: Path, secon
     report.paced_run = _run(service.url, path, used + 1, connections, seconds, delay, workdir)
     used += report.paced_run.requests + 64
     taken = min(n, used)
-    time.sleep(1)
+    # requests wrk left in flight finish first (on a loaded machine, seconds)
     before = _orders(redis, service)
+    for _ in range(30):
+        time.sleep(1)
+        now = _orders(redis, service)
+        if now == before:
+            break
+        before = now
     say("intake: duplicates (the first deliveries again)")
     # only deliveries certainly taken: the warm-up's first, answered ones
     dup_path = workdir / "duplicates.txt"
