@@ -204,7 +204,8 @@ async def _monitored(redis_url, prefix, call, n, status):
                     return
                 if event.get("client_type") == "lua" or "lua" in str(event.get("client_address", "")):
                     continue
-                if prefix in event["command"]:
+                # the key cache's refresh (an HGET of the key record, once a second) aside
+                if prefix in event["command"] and ":d:api_key:" not in event["command"]:
                     seen[event["command"].split()[0].strip('"').upper()] += 1
 
     t = threading.Thread(target=watch, daemon=True)
@@ -225,7 +226,8 @@ async def test_an_order_with_a_wholesale_key_is_one_redis_round_trip(redis_url, 
     """Counted on the server with MONITOR (the commands a script runs are
     marked, and are not round trips): after the first order has warmed the
     key and customer caches, each order with an Idempotency-Key from a
-    rate-limited wholesale key sends one FCALL and nothing else."""
+    rate-limited wholesale key sends one FCALL and nothing else (but the key
+    cache's refresh: one HGET a second, left out)."""
     import threading
     from collections import Counter
 
@@ -249,7 +251,9 @@ async def test_an_order_with_a_wholesale_key_is_one_redis_round_trip(redis_url, 
                         return
                     if event.get("client_type") == "lua" or "lua" in str(event.get("client_address", "")):
                         continue
-                    if prefix in event["command"]:  # the shared server serves others too
+                    # the shared server serves others too; the key cache's refresh (an
+                    # HGET of the key record, at most once a second) aside
+                    if prefix in event["command"] and ":d:api_key:" not in event["command"]:
                         seen[event["command"].split()[0].strip('"').upper()] += 1
 
         t = threading.Thread(target=watch, daemon=True)
