@@ -3,26 +3,23 @@ handlers use are created in the lifespan, never at import."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar, Request
 from litestar.di import Provide
 from litestar.datastructures import State
-from litestar.middleware import ASGIMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import docs, metrics
+from api import docs
 from api.customers import CustomerController
 from api.dead_letters import DeadLetterController
 from api.edi import EdiDocumentController, ImportController, InvoiceController, PartnerController
 from api.inventory import InventoryController
 from api.keys import ApiKeyController
 from api.ledger import LedgerController
-from api.middleware import AllowHeaderMiddleware, AuthMiddleware, RepeatedQueryMiddleware
+from api.middleware import OnhandMiddleware
 from api.orders import OrderController
 from api.problems import exception_handlers
 from api.returns import ReturnController
@@ -46,28 +43,6 @@ async def _services(state: State, request: Request) -> Services:
     merchant = (getattr(principal, "merchant", None) or getattr(staff, "merchant_id", None)
                 or shared.settings.merchant)
     return await shared.for_merchant(merchant)
-
-
-class MetricsMiddleware(ASGIMiddleware):
-    scopes = ("http",)
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        start = time.perf_counter()
-        status = {"code": 500}
-
-        async def capture(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-            await send(message)
-
-        try:
-            await next_app(scope, receive, capture)
-        finally:
-            handler = scope.get("route_handler")
-            route = sorted(handler.paths)[0] if handler is not None else "unmatched"
-            m = metrics.process_metrics()
-            m.requests.labels(scope["method"], route, str(status["code"])).inc()
-            m.latency.labels(scope["method"], route).observe(time.perf_counter() - start)
 
 
 def create_app(settings: Settings | None = None, *, extra_controllers: list | None = None,
@@ -99,7 +74,7 @@ def create_app(settings: Settings | None = None, *, extra_controllers: list | No
         route_handlers=controllers,
         lifespan=[lifespan],
         dependencies={"services": Provide(_services)},
-        middleware=[MetricsMiddleware(), AllowHeaderMiddleware(), AuthMiddleware(), RepeatedQueryMiddleware()],
+        middleware=[OnhandMiddleware()],
         exception_handlers=exception_handlers(),
         request_max_body_size=MAX_BODY_BYTES,
         # the staff UI (ui/): its pages, templates, static files and CSRF check

@@ -1,97 +1,188 @@
-"""Authentication and per-key rate limits for /v1 routes (an ASGI middleware,
-so guards see the principal). Public routes opt out with opt={"public": True}."""
+"""The API's one ASGI middleware: request metrics, OPTIONS ``Allow``,
+authentication and the per-key rate limit for /v1 routes (so guards see the
+principal), and the repeated-query check. Public routes opt out of
+authentication with opt={"public": True} (the staff UI's pages with
+opt={"session_auth": True}: they have their own session guard); routes whose writes all go through
+one guarded FCALL take their rate-limit step there (opt={"rate_limit":
+"in_call"}, api/ratelimit.py).
+
+What depends only on the route (public or not, the label its metrics carry,
+its Allow header, which query parameters take one value, the metric series)
+is worked out once per route handler and kept, not on every request."""
 
 from __future__ import annotations
 
+import time
+from collections import Counter
+from urllib.parse import parse_qsl
+
+import msgspec
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from api import metrics
 from api.operations import now_ms
-from api.problems import RATE_LIMITED, VALIDATION, ApiProblem
+from api.problems import PROBLEM_JSON, RATE_LIMITED, VALIDATION, ApiProblem
+from api.ratelimit import RATE_SCOPE, RateState, Verdict
 
 
-class AuthMiddleware(ASGIMiddleware):
-    scopes = ("http",)
+class _Route:
+    """What the middleware needs of one route handler, computed once."""
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        handler = scope.get("route_handler")
-        # OPTIONS (Allow) tells nothing about data: answered without a key
+    __slots__ = ("public", "in_call", "label", "allow", "single")
+
+    def __init__(self, app, handler) -> None:
         # the staff UI's pages (opt session_auth) have their own session guard (ui/base.py)
-        if (handler is None or handler.opt.get("public") or handler.opt.get("session_auth")
-                or scope.get("method") == "OPTIONS"
-                or scope["path"].startswith("/schema")):  # the OpenAPI document is public
-            await next_app(scope, receive, send)
-            return
-        services = scope["litestar_app"].state.shared
-        headers = dict(scope.get("headers") or [])
-        auth = headers.get(b"authorization")
-        principal = await services.authenticator.authenticate(auth.decode("latin-1") if auth else None)
-        scope["user"] = principal
-        verdict = await services.limiter.check(principal, now_ms())
-        if verdict is None:
-            await next_app(scope, receive, send)
-            return
-        if not verdict.allowed:
-            raise ApiProblem(RATE_LIMITED, f"over {verdict.limit} requests per second for this key",
-                             headers=verdict.headers(), retry_after_s=verdict.retry_after_s)
-        extra = [(k.lower().encode(), v.encode()) for k, v in verdict.headers().items()]
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = list(message.get("headers", [])) + extra
-            await send(message)
-
-        await next_app(scope, receive, send_with_headers)
-
-
-class AllowHeaderMiddleware(ASGIMiddleware):
-    """Answers OPTIONS with every method of the path in ``Allow``.
-
-    Litestar's automatic OPTIONS handler keeps the methods of the first
-    handlers registered for a path and misses those added later on the same
-    path (GET next to POST), so the header is rebuilt from the app's route map.
-    """
-
-    scopes = ("http",)
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        handler = scope.get("route_handler")
-        if scope.get("method") != "OPTIONS" or handler is None:
-            await next_app(scope, receive, send)
-            return
-        route_map = scope["litestar_app"].route_handler_method_map
+        self.public = bool(handler.opt.get("public") or handler.opt.get("session_auth"))
+        self.in_call = handler.opt.get("rate_limit") == "in_call"
+        self.label = sorted(handler.paths)[0]
+        # Litestar's automatic OPTIONS handler keeps the methods of the first
+        # handlers registered for a path and misses those added later on the
+        # same path (GET next to POST), so Allow is rebuilt from the route map
+        route_map = app.route_handler_method_map
         methods: set[str] = set()
         for path in handler.paths:
             methods.update(str(m) for m in route_map.get(path, {}))
-        allow = ", ".join(sorted(methods | {"OPTIONS"})).encode()
-
-        async def send_allow(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
-                message["headers"] = [*headers, (b"allow", allow)]
-            await send(message)
-
-        await next_app(scope, receive, send_allow)
+        self.allow = ", ".join(sorted(methods | {"OPTIONS"})).encode()
+        params = handler.parsed_fn_signature.parameters
+        #: query parameters that take one value (given twice: a 400)
+        self.single = frozenset(n for n, p in params.items() if not p.is_non_string_sequence)
 
 
-class RepeatedQueryMiddleware(ASGIMiddleware):
-    """A query parameter that takes one value, given several times, is a 400
-    (Litestar would silently keep one of them)."""
+def _refusal(verdict: Verdict) -> ApiProblem:
+    return ApiProblem(RATE_LIMITED, f"over {verdict.limit} requests per second for this key",
+                      headers=verdict.headers(), retry_after_s=verdict.retry_after_s)
 
+
+def _rate_headers(verdict: Verdict) -> list[tuple[bytes, bytes]]:
+    return [(k.lower().encode(), v.encode()) for k, v in verdict.headers().items()]
+
+
+async def _send_problem(send: Send, problem: ApiProblem) -> None:
+    kind = problem.kind
+    body = msgspec.json.encode({"type": kind.type, "title": kind.title, "status": kind.status,
+                                "detail": problem.detail,
+                                **{k: v for k, v in problem.extensions.items() if v is not None}})
+    headers = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode()),
+               *((k.lower().encode(), v.encode()) for k, v in (problem.headers or {}).items())]
+    await send({"type": "http.response.start", "status": kind.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _repeated(route: _Route, query: bytes) -> ApiProblem | None:
+    counts = Counter(name for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True))
+    repeated = [n for n, c in counts.items() if c > 1 and n in route.single]
+    if not repeated:
+        return None
+    return ApiProblem(VALIDATION, f"query parameter {repeated[0]!r} takes one value",
+                      errors=[{"field": n, "message": "given more than once"} for n in repeated])
+
+
+class OnhandMiddleware(ASGIMiddleware):
     scopes = ("http",)
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        handler = scope.get("route_handler")
-        query = scope.get("query_string") or b""
-        if handler is not None and query:
-            from collections import Counter
-            from urllib.parse import parse_qsl
+    def __init__(self) -> None:
+        self._routes: dict[int, _Route] = {}
+        self._series: dict[tuple, tuple] = {}
 
-            counts = Counter(name for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True))
-            params = handler.parsed_fn_signature.parameters
-            repeated = [n for n, c in counts.items()
-                        if c > 1 and n in params and not params[n].is_non_string_sequence]
-            if repeated:
-                raise ApiProblem(VALIDATION, f"query parameter {repeated[0]!r} takes one value",
-                                 errors=[{"field": n, "message": "given more than once"} for n in repeated])
-        await next_app(scope, receive, send)
+    def _route(self, scope: Scope, handler) -> _Route:
+        route = self._routes.get(id(handler))
+        if route is None:
+            route = self._routes[id(handler)] = _Route(scope["litestar_app"], handler)
+        return route
+
+    def _observe(self, method: str, label: str, status: int, seconds: float) -> None:
+        series = self._series.get((method, label, status))
+        if series is None:
+            m = metrics.process_metrics()
+            series = self._series[(method, label, status)] = (
+                m.requests.labels(method, label, str(status)), m.latency.labels(method, label))
+        series[0].inc()
+        series[1].observe(seconds)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        start = time.perf_counter()
+        handler = scope.get("route_handler")
+        method = scope["method"]
+        route = self._route(scope, handler) if handler is not None else None
+        status = 500
+        verdict: Verdict | None = None
+        state: RateState | None = None
+        limiter = None
+        principal = None
+        replaced = False
+        options = method == "OPTIONS" and route is not None
+
+        async def respond(message: Message) -> None:
+            nonlocal status, replaced, verdict
+            if message["type"] == "http.response.start":
+                headers = message.get("headers", [])
+                if options:
+                    headers = [(k, v) for k, v in headers if k.lower() != b"allow"]
+                    headers.append((b"allow", route.allow))
+                if state is not None:
+                    if not state.taken:
+                        # the request ended before its FCALL: count it now
+                        state.verdict, state.taken = await limiter.check(principal, now_ms()), True
+                    verdict = state.verdict
+                    if verdict is not None and not verdict.allowed and not state.in_call:
+                        replaced = True
+                        problem = _refusal(verdict)
+                        status = problem.kind.status
+                        await _send_problem(send, problem)
+                        return
+                if verdict is not None and verdict.allowed:
+                    headers = [*headers, *_rate_headers(verdict)]
+                message["headers"] = headers
+                status = message["status"]
+            elif replaced:
+                return
+            await send(message)
+
+        try:
+            # OPTIONS (Allow) tells nothing about data: answered without a key;
+            # the OpenAPI document is public
+            if route is not None and not (route.public or options or scope["path"].startswith("/schema")):
+                services = scope["litestar_app"].state.shared
+                auth = None
+                for name, value in scope.get("headers") or ():
+                    if name == b"authorization":
+                        auth = value.decode("latin-1")
+                        break
+                try:
+                    principal = await services.authenticator.authenticate(auth)
+                    scope["user"] = principal
+                    limiter = services.limiter
+                    if route.in_call:
+                        state = RateState(principal)
+                        scope[RATE_SCOPE] = state  # type: ignore[literal-required]
+                    else:
+                        verdict = await limiter.check(principal, now_ms())
+                        if verdict is not None and not verdict.allowed:
+                            raise _refusal(verdict)
+                except ApiProblem as problem:
+                    status = problem.kind.status
+                    await _send_problem(send, problem)
+                    return
+            query = scope.get("query_string")
+            if route is not None and query and route.single:
+                problem = _repeated(route, query)
+                if problem is not None:
+                    if state is not None and not state.taken:
+                        state.verdict, state.taken = await limiter.check(principal, now_ms()), True
+                        if state.verdict is not None and not state.verdict.allowed:
+                            problem = _refusal(state.verdict)
+                    elif state is not None:
+                        pass
+                    extra = dict(problem.headers or {})
+                    v = state.verdict if state is not None else verdict
+                    if v is not None and v.allowed:
+                        extra.update(v.headers())
+                    problem.headers = extra
+                    status = problem.kind.status
+                    await _send_problem(send, problem)
+                    return
+            await next_app(scope, receive, respond)
+        finally:
+            self._observe(method, route.label if route is not None else "unmatched", status,
+                          time.perf_counter() - start)

@@ -1,11 +1,21 @@
 """Per-key request rates by role (ONHAND_RATE_LIMIT_WHOLESALE / _STAFF), kept in
-Redis so every API process shares the count (lua/rate_limit.lua)."""
+Redis so every API process shares the count (lua/rate_limit.lua).
+
+Routes whose writes all go through :class:`api.operations.Operations` take
+the request's rate-limit step inside their one FCALL (lib.lua's guard(), same
+key and algorithm as rate_limit.lua). The middleware leaves a
+:class:`RateState` in the scope for them; a request that ends before its
+FCALL (a 400, a 404 of a lookup) is counted when its response starts, and
+answered 429 instead when over the limit, so every request is counted once
+and an over-limit key is refused whatever its body."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from importlib import resources
+
+from redis.exceptions import NoScriptError
 
 from api.auth import Principal, Role
 from engine.keys import Keys
@@ -30,12 +40,46 @@ class Verdict:
         return h
 
 
+#: Where the middleware leaves a route's :class:`RateState` in the ASGI scope.
+RATE_SCOPE = "onhand.rate"
+
+
+class RateState:
+    """One request's rate-limit step: not taken yet, or its verdict (None
+    also when the role has no limit)."""
+
+    __slots__ = ("principal", "taken", "verdict", "in_call")
+
+    def __init__(self, principal: Principal):
+        self.principal = principal
+        self.taken = False
+        self.verdict: Verdict | None = None
+        #: True when the verdict came with the request's FCALL (its refusal
+        #: is already the response)
+        self.in_call = False
+
+
 class RateLimiter:
     def __init__(self, redis, *, wholesale_per_s: float, staff_per_s: float):
         self.redis = redis
         self.rates = {Role.WHOLESALE: wholesale_per_s, Role.ADMIN: staff_per_s, Role.OPERATOR: staff_per_s}
         source = resources.files("lua").joinpath("rate_limit.lua").read_text(encoding="utf-8")
         self._script = redis.register_script(source)
+
+    def params(self, principal: Principal) -> tuple[str, float, int] | None:
+        """(bucket, emission interval ms, burst) for the guard, None without a limit."""
+        rate = self.rates.get(principal.role, 0.0)
+        if rate <= 0:
+            return None
+        return principal.key_id, 1000.0 / rate, max(1, int(math.ceil(rate)))
+
+    @staticmethod
+    def verdict_of(rate, burst: int) -> Verdict | None:
+        """The verdict of the guard's rate answer (engine.store.Rate)."""
+        if rate.remaining < 0 and rate.allowed:
+            return None
+        return Verdict(bool(rate.allowed), burst, int(rate.remaining),
+                       max(1, math.ceil(rate.retry_after_ms / 1000)), math.ceil(rate.reset_ms / 1000))
 
     async def check(self, principal: Principal, now_ms: int) -> Verdict | None:
         """None when the role has no limit."""
@@ -48,3 +92,46 @@ class RateLimiter:
             keys=[f"{Keys(principal.merchant).prefix}:rl:{principal.key_id}"], args=[now_ms, interval_ms, burst])
         return Verdict(bool(allowed), burst, int(remaining), max(1, math.ceil(int(retry_ms) / 1000)),
                        math.ceil(int(reset_ms) / 1000))
+
+
+async def read_with_rate(scope, limiter: RateLimiter, redis, queue, now_ms: int) -> list:
+    """One round trip for a read: the request's rate-limit step (when the
+    middleware left it to the handler) and the read's commands (``queue(pipe)``
+    adds them) on one pipeline. Raises the 429 when over the limit (the read
+    was made and is dropped). Returns the read's replies."""
+    from api.problems import RATE_LIMITED, ApiProblem
+
+    state: RateState | None = scope.get(RATE_SCOPE)
+    principal = state.principal if state is not None and not state.taken else None
+    rate = limiter.rates.get(principal.role, 0.0) if principal is not None else 0.0
+    burst = max(1, int(math.ceil(rate))) if rate > 0 else 0
+    for attempt in (1, 2):
+        async with redis.pipeline(transaction=False) as pipe:
+            if rate > 0:
+                # EVALSHA by hand: a registered script on a pipeline costs a
+                # SCRIPT EXISTS round trip on every execute
+                pipe.execute_command("EVALSHA", limiter._script.sha, 1,
+                                     f"{Keys(principal.merchant).prefix}:rl:{principal.key_id}",
+                                     now_ms, 1000.0 / rate, burst)
+            queue(pipe)
+            try:
+                replies = await pipe.execute()
+                break
+            except NoScriptError:
+                if attempt == 2:
+                    raise
+                await redis.script_load(limiter._script.script)
+    if principal is None:
+        return replies
+    state.taken = True
+    if rate <= 0:
+        return replies
+    allowed, remaining, retry_ms, reset_ms = replies[0]
+    state.verdict = Verdict(bool(allowed), burst, int(remaining), max(1, math.ceil(int(retry_ms) / 1000)),
+                            math.ceil(int(reset_ms) / 1000))
+    if not allowed:
+        state.in_call = True
+        v = state.verdict
+        raise ApiProblem(RATE_LIMITED, f"over {v.limit} requests per second for this key",
+                         headers=v.headers(), retry_after_s=v.retry_after_s)
+    return replies[1:]

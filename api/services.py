@@ -106,6 +106,7 @@ class Shared:
             store_factory=store_factory, _tenants=OrderedDict(),
         )
         await (await shared.for_merchant(settings.merchant)).store.start()
+        shared.authenticator.start()
         return shared
 
     async def for_merchant(self, merchant: str) -> Services:
@@ -118,7 +119,7 @@ class Shared:
             reader = OrderReader(store, self.pg)
             tenant = Services(shared=self, settings=settings, store=store, reader=reader,
                               records=RecordReader(store, reader),
-                              operations=Operations(store, settings.idempotency_ttl_s * 1000))
+                              operations=Operations(store, settings.idempotency_ttl_s * 1000, self.limiter))
             self._tenants[merchant] = tenant
             if len(self._tenants) > TENANT_CACHE:
                 self._tenants.popitem(last=False)
@@ -132,6 +133,7 @@ class Shared:
         return await self.for_merchant(self.settings.merchant)
 
     async def close(self) -> None:
+        await self.authenticator.stop()
         await self.redis.aclose()
         if self.pg is not None:
             await self.pg.dispose()

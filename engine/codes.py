@@ -17,6 +17,10 @@ class Code(StrEnum):
     CONFLICT = "conflict"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     IDEMPOTENCY_IN_FLIGHT = "idempotency_in_flight"
+    #: the API guard (lib.lua guard()): over the key's rate limit
+    RATE_LIMITED = "rate_limited"
+    #: the API guard: the record the command was built from changed
+    STALE = "stale"
 
 
 #: Codes that are outcomes: stored with an idempotency record and replayed.

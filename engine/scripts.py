@@ -71,6 +71,13 @@ def function_name(name: str) -> str:
     return f"{library_name()}_{name}"
 
 
+def guarded_name(name: str) -> str:
+    """The API variant of a stock operation: lib.lua's guard() (rate limit,
+    Idempotency-Key claim or replay, record version) and then the operation,
+    in one call (see lib.lua, "API guard")."""
+    return f"{library_name()}_{name}_api"
+
+
 def body(name: str) -> str:
     """The operation's own file, for header checks."""
     return _read(name)
@@ -87,6 +94,13 @@ def library() -> str:
             f"redis.register_function{{function_name = '{function_name(name)}', flags = {flags},\n"
             f"  callback = function(KEYS, ARGV)\n{start}{_read(name)}\nend}}\n"
         )
+        if name not in STANDALONE:
+            parts.append(
+                f"redis.register_function{{function_name = '{guarded_name(name)}', flags = {flags},\n"
+                f"  callback = function(KEYS, ARGV)\ninit(KEYS, ARGV)\n"
+                f"local early, rate = guard(ARGV)\nif early then return guarded(early, rate, ARGV) end\n"
+                f"return guarded((function()\n{_read(name)}\nend)(), rate, ARGV)\nend}}\n"
+            )
     return "".join(parts)
 
 

@@ -14,7 +14,8 @@ MOVED and ASK redirections when a slot moves.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import msgspec
 from redis import exceptions as redis_errors
@@ -56,6 +57,42 @@ _encode = msgspec.json.Encoder()
 _CLUSTER_MOVING = (redis_errors.ClusterDownError, redis_errors.TryAgainError, redis_errors.MovedError,
                    redis_errors.AskError, redis_errors.ClusterError, redis_errors.MaxConnectionsError,
                    redis_errors.SlotNotCoveredError)
+
+
+class Rate(NamedTuple):
+    """A rate-limit verdict from the guard (remaining -1: no limit applies)."""
+
+    allowed: int
+    remaining: int
+    retry_after_ms: int
+    reset_ms: int
+
+
+class Guard(msgspec.Struct, frozen=True):
+    """What lib.lua's guard() checks before the operation (all optional)."""
+
+    #: rate-limit bucket (the API key id); "" for no limit
+    bucket: str = ""
+    interval_ms: float = 0.0
+    burst: int = 0
+    #: the record the command was built from, and the version it was read at
+    record_kind: str = ""
+    record_id: str = ""
+    record_v: int = 0
+
+
+class Stale(NamedTuple):
+    """The guard's answer when the record changed: its version and document
+    (JSON text, or None when it is gone) now."""
+
+    v: int
+    doc: str | None
+
+
+class RateLimited(Exception):
+    def __init__(self, rate: Rate):
+        super().__init__("over the rate limit")
+        self.rate = rate
 
 
 class Result(msgspec.Struct):
@@ -148,7 +185,12 @@ class Store:
         self._loaded = True
 
     async def _eval(self, name: str, argv: list[Any]) -> tuple[dict[str, Any], bool, str, list]:
-        fn = scripts.function_name(name)
+        data, replayed, event_id, later, _ = await self._eval_fn(scripts.function_name(name), argv)
+        return data, replayed, event_id, later
+
+    async def _eval_fn(self, fn: str, argv: list[Any]) -> tuple[dict[str, Any], bool, str, list, list]:
+        """Calls a function: (reply, replayed, outbox entry, continuation fills,
+        what the reply carries past its fourth element)."""
         try:
             try:
                 raw = await self._fcall(fn, argv)
@@ -175,7 +217,7 @@ class Store:
             event_id = event_id.decode()
         # a replay brings the fills its continuation calls made (fill.lua)
         later = _decode.decode(raw[3]) if len(raw) > 3 and raw[3] else []
-        return _decode.decode(body), bool(replayed), event_id, later
+        return _decode.decode(body), bool(replayed), event_id, later, raw[4:]
 
     async def _fcall(self, fn: str, argv: list[Any]) -> Any:
         if not self.wait_replicas:
@@ -245,6 +287,37 @@ class Store:
                 result.later_fills.extend(more.fills)
         return result
 
+    async def run_guarded(self, command: Command, op: Op, guard: "Guard",
+                          on_rate: Callable[[Rate], None]) -> Result | Stale:
+        """Runs one command through lib.lua's guard (the API's variant: rate
+        limit, Idempotency-Key claim or replay, record version, then the
+        operation, in one call). ``on_rate`` gets the rate verdict before
+        anything is raised, so a refusal still carries it. Raises
+        :class:`RateLimited` over the limit and the domain error of a refusal;
+        returns :class:`Stale` when the record changed (build again), else
+        the result (a replay, or the outcome of this call)."""
+        argv = self._argv(command, op) + [guard.bucket, guard.interval_ms, guard.burst, IN_FLIGHT_TTL_MS,
+                                          guard.record_kind, guard.record_id, guard.record_v]
+        data, replayed, event_id, later, extra = await self._eval_fn(
+            scripts.guarded_name(command.script), argv)
+        rate = Rate(*(int(x) for x in extra[:4])) if len(extra) >= 4 else Rate(1, -1, 0, 0)
+        on_rate(rate)
+        code = data.get("c")
+        if code == Code.RATE_LIMITED:
+            raise RateLimited(rate)
+        if code == Code.STALE and not replayed:
+            return Stale(data["v"], data.get("doc"))
+        raise_for(data)
+        result = Result(data, replayed, event_id, later)
+        if result.more and not replayed:
+            try:
+                for more in await self.drain_fills(result.more, op):
+                    result.later_fills.extend(more.fills)
+            finally:
+                # the guard kept the claim while the fills went on
+                await self.release(op.op_id)
+        return result
+
     def _argv(self, command: Command, op: Op) -> list[Any]:
         return [
             op.op_id,
@@ -285,6 +358,14 @@ class Store:
             return Result(data, True, later_fills=later)
         raise_for(data)
         return None
+
+    async def record(self, kind: str, record_id: str) -> tuple[int, str | None]:
+        """A record doc_put.lua keeps (customer, api_key): (version, JSON text),
+        (0, None) when there is none."""
+        doc, v = await self.redis.hmget(f"{self.keys.prefix}:d:{kind}:{record_id}", ["doc", "v"])
+        if doc is None:
+            return 0, None
+        return int(v or 0), doc.decode() if isinstance(doc, bytes) else doc
 
     async def release(self, op_id: str) -> None:
         """Drops a claim whose request ended without a stored outcome."""
@@ -384,6 +465,20 @@ class Store:
         snap = {k.decode(): v.decode() for k, v in row.items()}
         snap["id"] = order_id
         return order_from_snapshot(snap)
+
+
+def inventory_from_row(sku: str, row: dict[bytes, bytes]) -> Inventory | None:
+    """A SKU's counters from its hash (HGETALL P:s:<sku>), None when absent."""
+    return _inventory(sku, row)
+
+
+def order_from_row(order_id: str, row: dict[bytes, bytes]) -> Order | None:
+    """An order from its hash (HGETALL P:o:<order>), None when absent."""
+    if not row:
+        return None
+    snap = {k.decode(): v.decode() for k, v in row.items()}
+    snap["id"] = order_id
+    return order_from_snapshot(snap)
 
 
 def _inventory(sku: str, row: dict[bytes, bytes]) -> Inventory | None:

@@ -163,6 +163,9 @@ class BaselineStore:
         self.records = Store(redis, merchant)
         self.pool = _Pool(libpq(database_url), pool_size)
 
+    async def record(self, kind: str, record_id: str) -> tuple[int, str | None]:
+        return await self.records.record(kind, record_id)
+
     async def start(self) -> None:
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(72616)")  # one creator at a time

@@ -74,6 +74,10 @@ class Report:
     profile_top: list[tuple[str, float]] = field(default_factory=list)
     profile_layers: list[tuple[str, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: the Shopify webhook intake (loadtests/intake.py)
+    intake: object = None
+    #: the hot SKU against the PostgreSQL baseline (loadtests/hotsku.py)
+    hot: object = None
     #: request -> {command: per request}, counted with MONITOR
     trips: dict[str, dict[str, float]] = field(default_factory=dict)
 
@@ -148,6 +152,19 @@ def round_trips(url: str, redis_url: str, key: str | None, body: bytes, idem: bo
     """Commands the API sends Redis per request, counted with MONITOR (which
     marks the commands a script runs: those are not round trips), over ``n``
     requests sent one after another; per command name."""
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
+
+    def send(http: httpx.Client, i: int) -> None:
+        h = {**headers, "Idempotency-Key": f"rt-{uuid.uuid4().hex}"} if idem else headers
+        assert http.post("/v1/orders", content=body, headers=h).status_code == 201
+
+    return monitored(url, redis_url, send, n)
+
+
+def monitored(url: str, redis_url: str, send, n: int) -> dict[str, float]:
+    """Runs ``send(http, i)`` for i in 0..n (after one warm-up call, i = -1)
+    and counts the commands clients send Redis meanwhile (MONITOR; the
+    commands a script runs are marked and left out), per request."""
     import threading
     from collections import Counter
 
@@ -167,20 +184,17 @@ def round_trips(url: str, redis_url: str, key: str | None, body: bytes, idem: bo
     t = threading.Thread(target=watch, daemon=True)
     t.start()
     ready.wait(5)
-    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
     with httpx.Client(base_url=url, timeout=10) as http:
-        http.post("/v1/orders", content=body, headers=headers)  # caches warm
+        send(http, -1)  # caches warm
         time.sleep(0.2)
         seen.clear()
         for i in range(n):
-            h = {**headers, "Idempotency-Key": f"rt-{uuid.uuid4().hex}"} if idem else headers
-            assert http.post("/v1/orders", content=body, headers=h).status_code == 201
+            send(http, i)
         time.sleep(0.3)
     done.set()
     Redis.from_url(redis_url).ping()  # wakes the monitor so it can end
     t.join(5)
-    counts = {k: v / n for k, v in seen.most_common()}
-    return counts
+    return {k: v / n for k, v in seen.most_common()}
 
 
 def _setup_onhand(service: Service) -> str:
@@ -273,6 +287,12 @@ def main(settings: Settings, *, out: str, runs: int = 3, seconds: int = 10, quic
                 report.profile_top, report.profile_layers = _profile(
                     service.api_worker_pids()[0], seconds, out_dir / "hotpath-flamegraph.svg",
                     lambda: _wrk_post(service.url, key, wholesale, True, seconds + 1, workdir))
+                from loadtests import intake
+
+                report.intake = intake.measure(service, redis, found.redis_url, workdir, seconds, _say)
+                from loadtests import hotsku
+
+                report.hot = hotsku.measure(service, found, workdir, runs, seconds, _say)
             finally:
                 redis.close()
                 yard_redis.close()
@@ -288,6 +308,19 @@ def main(settings: Settings, *, out: str, runs: int = 3, seconds: int = 10, quic
     bad = [r for r in report.runs if set(r.wrk.statuses) != {"201"}]
     for r in bad:
         print(f"{r.name}: answers other than 201: {r.wrk.statuses} {r.wrk.errors}", file=sys.stderr)
+    if report.intake is not None:
+        i = report.intake
+        print(f"webhook intake: {i.max_run.rps:,.0f} deliveries/s max; at {i.paced_run.rps:,.0f}/s p99 "
+              f"{i.paced_run.latency_ms.get('p99', 0):.1f} ms; {sum(i.trips.values()):.2f} round trips; "
+              + ("checks passed" if not i.checks else "CHECKS FAILED: " + "; ".join(i.checks)))
+        if i.checks:
+            return 1
+    if report.hot is not None:
+        h = report.hot
+        print(f"hot SKU: onhand {h.median('onhand'):,.0f}/s, baseline {h.median('baseline'):,.0f}/s; "
+              + ("checks passed" if not h.checks else "CHECKS FAILED: " + "; ".join(h.checks)))
+        if h.checks:
+            return 1
     return 1 if bad else 0
 
 
@@ -333,4 +366,12 @@ def render(report: Report, runs: int, seconds: int) -> str:
     out += ["", "| function (self time) | share |", "|---|---:|"]
     out += [f"| `{f}` | {v:.1f}% |" for f, v in report.profile_top[:15]]
     out += ["", "Flame graph: [hotpath-flamegraph.svg](hotpath-flamegraph.svg).", ""]
+    if report.intake is not None:
+        from loadtests import intake
+
+        out += intake.render(report.intake)
+    if report.hot is not None:
+        from loadtests import hotsku
+
+        out += hotsku.render(report.hot, runs, seconds)
     return "\n".join(out)

@@ -24,7 +24,8 @@
 --   not_ready, idempotency_key_reused
 --
 -- Writes: P:d:<kind>:<id>, P:d:<kind>:<id>:gone, P:unsynced:d, P:outbox, P:i:<op>,
---   P:if:<op>
+--   P:if:<op>; publishes the id of a changed api_key record on the channel
+--   "onhand:keys" (every API process drops its cached copy, api/auth.py)
 --
 -- Invariant kept: each change of a record is one outbox event carrying its
 -- new version, so PostgreSQL converges whatever order events apply in.
@@ -63,6 +64,7 @@ else
   redis.call('DEL', key .. ':gone')
 end
 redis.call('SADD', P .. ':unsynced:d', kind .. ':' .. id)
+if kind == 'api_key' then redis.call('PUBLISH', 'onhand:keys', id) end
 return commit(doc == cjson.null and 'doc.removed' or 'doc.put',
   {kind = kind, id = id, v = v, doc = doc},
   {doc = {kind = kind, id = id, v = v, doc = doc}})

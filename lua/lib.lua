@@ -634,3 +634,96 @@ local function place_order(cmd)
   end
   return o, nil
 end
+
+-- ---------------------------------------------------------------- API guard
+
+-- The API's variant of each stock operation (FCALL onhand_<version>_<name>_api,
+-- registered by engine/scripts.py) runs, in the same atomic call and before
+-- the operation's own body: the key's rate limit, the Idempotency-Key claim
+-- or replay, and a check that a record the API built the command from (the
+-- customer and its profile defaults) is still the version it read. So an API
+-- request that changes state is one round trip on its common path.
+--
+-- KEYS[1]  merchant prefix
+-- ARGV     common ARGV[1..7] (above), then:
+--   ARGV[8]   rate-limit bucket: the API key id ("" = no limit); its state is
+--             P:rl:<bucket> (rate_limit.lua's key and algorithm, shared with it)
+--   ARGV[9]   emission interval, milliseconds per request (> 0 with a bucket)
+--   ARGV[10]  burst (integer >= 1 with a bucket)
+--   ARGV[11]  in-flight marker lifetime, milliseconds, kept while the caller
+--             still fills (the reply's more is not empty)
+--   ARGV[12]  kind of the record checked ("" = none), e.g. "customer"
+--   ARGV[13]  its id
+--   ARGV[14]  the version the command was built from (0 = built as absent)
+--
+-- Returns the operation's reply {JSON, replayed, entry id, fills or ""}
+-- followed by the rate verdict {allowed (1/0), remaining (-1 = no limit),
+-- retry_after_ms, reset_ms}. Before the body runs it may answer:
+--   rate_limited           {detail}: nothing else read or written
+--   not_ready              {detail}
+--   idempotency_key_reused {detail}: a stored outcome had another body
+--   idempotency_in_flight  {detail}: another request holds the claim
+--   <stored result>, 1     a replay (with its continuation fills)
+--   stale                  {kind, id, v, doc}: the record is at version v
+--                          now (doc its JSON text, or null when absent):
+--                          build again from it; only the rate limit moved
+--
+-- Writes: P:rl:<bucket>, and P:if:<op> when fills continue; then the body's.
+--
+-- Invariant kept: the rate limit counts every request once (shared by every
+-- API process); at most one request works on an operation id at a time; an
+-- order is built from one version of its customer, current when it is
+-- accepted.
+
+local function rate_take(key, now, interval, burst)
+  local tolerance = interval * burst
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  local new_tat = tat + interval
+  local allow_at = new_tat - tolerance
+  if now < allow_at then
+    return {0, 0, math.ceil(allow_at - now), math.ceil(tat - now)}
+  end
+  redis.call('SET', key, new_tat, 'PX', math.ceil(new_tat - now) + 1000)
+  return {1, math.floor((tolerance - (new_tat - now)) / interval), 0, math.ceil(new_tat - now)}
+end
+
+local function guard(ARGV)
+  local rate = {1, -1, 0, 0}
+  if ARGV[8] ~= '' then
+    rate = rate_take(P .. ':rl:' .. ARGV[8], NOW_MS, tonumber(ARGV[9]), tonumber(ARGV[10]))
+    if rate[1] == 0 then return refuse('rate_limited', 'over the rate limit for this key'), rate end
+  end
+  if redis.call('EXISTS', P .. ':epoch') == 0 then
+    return refuse('not_ready', 'state is being rebuilt'), rate
+  end
+  if IDEM_TTL_MS > 0 then
+    local rec = redis.call('HMGET', P .. ':i:' .. OP_ID, 'f', 'r', 'x')
+    if rec[2] and FP ~= '' and rec[1] ~= FP then
+      return refuse('idempotency_key_reused', 'this Idempotency-Key was used with another body'), rate
+    end
+    if redis.call('EXISTS', P .. ':if:' .. OP_ID) == 1 then
+      return refuse('idempotency_in_flight',
+        'a request with this Idempotency-Key is still being processed'), rate
+    end
+    if rec[2] then return {rec[2], 1, '', rec[3] or ''}, rate end
+  end
+  if ARGV[12] ~= '' then
+    local h = redis.call('HMGET', P .. ':d:' .. ARGV[12] .. ':' .. ARGV[13], 'doc', 'v')
+    local v = h[1] and tonumber(h[2]) or 0
+    if v ~= tonumber(ARGV[14]) then
+      return refuse('stale', 'the record changed', {kind = ARGV[12], id = ARGV[13], v = v,
+        doc = h[1] or cjson.null}), rate
+    end
+  end
+  return nil, rate
+end
+
+-- The guarded reply: the body's, the in-flight marker kept while fills go on
+-- (commit() removes it only when none do), and the rate verdict.
+local function guarded(r, rate, ARGV)
+  if IDEM_TTL_MS > 0 and #MORE > 0 then
+    redis.call('SET', P .. ':if:' .. OP_ID, FP, 'PX', tonumber(ARGV[11]))
+  end
+  return {r[1], r[2], r[3], r[4] or '', rate[1], rate[2], rate[3], rate[4]}
+end

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 
@@ -21,6 +22,25 @@ def _logging(verbose: bool) -> None:
 def merchant_of(args, settings: Settings) -> str:
     """The merchant a command works on: --merchant, else the home merchant."""
     return getattr(args, "merchant", None) or settings.merchant
+
+
+def default_api_processes(cpus: int | None = None) -> int:
+    """One API process per CPU but one (at least 1, at most 8). An API process
+    is bound by its own Python CPU; Redis (one thread), the outbox drain worker
+    and PostgreSQL need about three quarters of a core at the API's maximum
+    (docs/benchmarks.md), so the last core is theirs. Above 8 processes Redis's
+    one thread, not the API, is the limit."""
+    cpus = cpus or os.cpu_count() or 1
+    return max(1, min(8, cpus - 1))
+
+
+def _api_processes(text: str) -> int:
+    if text == "auto":
+        return default_api_processes()
+    n = int(text)
+    if n < 1:
+        raise ValueError("at least one API process")
+    return n
 
 
 def cmd_serve(args, settings: Settings) -> int:
@@ -213,7 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the whole service")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--api-processes", type=int, default=1)
+    s.add_argument("--api-processes", type=_api_processes, default="auto",
+                   help="API processes (default auto: one per CPU but one, at least one and at "
+                        "most 8: the last core is left to Redis, the drain worker and PostgreSQL; "
+                        "docs/operations.md)")
     s.add_argument("--worker-processes", type=int, default=1)
     s.add_argument("--app", default="api.app:create_default_app",
                    help="the ASGI app factory the API processes serve (module:function; "
