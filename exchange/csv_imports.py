@@ -11,8 +11,8 @@ from typing import Any
 from documents import csv_customers, csv_orders
 from engine.commands import OrderLineRequest, Op, PlaceOrder, PutRecord
 from engine.model import MAX_ORDER_LINES, Channel, default_policy
-from exchange.placing import (ImporterBase, Placed, Progress, customer_doc, digest, row_problem,
-                              operation_id_for, order_id_for, wholesale_profile)
+from exchange.placing import (ImporterBase, Placed, Progress, customer_doc, digest, operation_id_for, order_id_for,
+                              row_problem, unsynced_customers, wholesale_profile)
 from exchange.report import CustomerOutcome, ImportReport, LineOutcome, OrderOutcome, Problem
 from persistence import edi as pg
 
@@ -54,11 +54,16 @@ class CsvImports(ImporterBase):
             for key in {o.customer.lower() for o in orders}:
                 out[key] = doc if doc is not None else f"no customer {given}"
             return out
+        recent = await unsynced_customers(self.store)
+        newer = {c["id"] for c in recent}
         for key in sorted({o.customer.lower() for o in orders}):
             if not key:
                 out[key] = "no customer: give a customer column (customer id, account or name)"
                 continue
-            found = await self._pg(pg.customers_by_key, self.merchant, key)
+            # PostgreSQL's rows, but where Redis holds a newer version of the record
+            found = [c for c in await self._pg(pg.customers_by_key, self.merchant, key) if c["id"] not in newer]
+            found += [c for c in recent if key in (c["id"].lower(), (c.get("name") or "").strip().lower(),
+                                                   account_of(c).lower())]
             if len(found) == 1:
                 out[key] = found[0]
             else:

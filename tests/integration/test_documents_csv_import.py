@@ -140,3 +140,23 @@ async def test_a_customers_import_keeps_what_the_file_does_not_name(redis_url, d
         await drain(store, redis_url, database_url)
         report = await imp.orders_csv(b"Customer,PO,Item,Qty\nc-7,P-ACCT,W9,1\n")
         assert [(o.status, o.customer_id) for o in report.orders] == [("created", created.customer_id)]
+
+
+async def test_a_customer_made_a_moment_ago_is_found_before_postgresql_has_it(redis_url, database_url, tmp_path):
+    """Acknowledged is visible: a customer whose record is still only in Redis
+    (the outbox not drained yet) is found by name or account number, and a
+    name changed in Redis wins over PostgreSQL's older row."""
+    store = await ready_store(redis_url)
+    await add_sku(store, "W1", 10)
+    customer = await add_customer(store, "Fresh Stores", backorder_policy="backorder")
+    fresh = {**customer, "account_number": "FR-1"}
+    await store.run(PutRecord(kind="customer", id=fresh["id"], doc=msgspec.json.encode(fresh).decode()), op("cus"))
+    async with importer(store, redis_url, database_url, tmp_path) as imp:
+        report = await imp.orders_csv(b"Customer,PO,Item,Qty\nfr-1,P-F1,W1,1\nFresh Stores,P-F2,W1,1\n")
+        assert [(o.status, o.customer_id) for o in report.orders] == [("created", fresh["id"])] * 2
+        await drain(store, redis_url, database_url)
+        renamed = {**fresh, "name": "Renamed Stores"}
+        await store.run(PutRecord(kind="customer", id=fresh["id"], doc=msgspec.json.encode(renamed).decode()),
+                        op("cus"))
+        report = await imp.orders_csv(b"Customer,PO,Item,Qty\nFresh Stores,P-F3,W1,1\nRenamed Stores,P-F4,W1,1\n")
+        assert [o.status for o in report.orders] == ["rejected", "created"]
