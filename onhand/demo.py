@@ -104,7 +104,7 @@ def run_demo(settings: Settings, *, url: str, key: str | None) -> int:
             exception += order["lines"][0]["exception"]
         _say(f"    {reserved} reserved, {exception} exception units flagged for staff (no unit reserved twice)")
 
-        _say(f"5/6 the PO search finds the wholesale order")
+        _say("5/6 the PO search finds the wholesale order")
         found = _check(api.get("/v1/orders", params={"po_number": po.lower()}), 200)
         _say(f"    {po.lower()} -> order #{found['items'][0]['number']} ({found['items'][0]['id']})")
 

@@ -90,7 +90,7 @@ def check(settings: Settings) -> None:
             import pika  # noqa: F401
         except ImportError:
             raise BrokerRefused("ONHAND_BROKER_URL names RabbitMQ but pika is not installed "
-                                "(pip install 'onhand[rabbitmq]')") from None
+                                "(it is one of onhand's dependencies: reinstall onhand)") from None
         return
     if scheme not in REDIS_SCHEMES:
         raise BrokerRefused(f"ONHAND_BROKER_URL must be amqp://, amqps://, redis://, rediss:// or "
