@@ -7,6 +7,8 @@
 -- Each line of the file: <header>=<value>|<header>=<value>|...\t<body>.
 -- When the file is used up it starts again from its first line (duplicates).
 -- done() prints "statuses <code>=<count> ..." (checked by the caller).
+-- wrk calls request() once per thread before connecting and does not send
+-- that request: a run's first line is never sent.
 
 counts = {}
 local threads = {}
