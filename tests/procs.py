@@ -93,3 +93,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_for(what, timeout_s: float = 20.0, message: str = ""):
+    """Polls ``what()`` every 20 ms until it returns something true (returned)
+    or ``timeout_s`` passes (AssertionError naming ``message``)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = what()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message or what}")
+        time.sleep(0.02)

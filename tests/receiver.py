@@ -150,3 +150,22 @@ class Receiver:
 
     def of_type(self, type_: str) -> list[Received]:
         return [r for r in self.unique().values() if r.type == type_]
+
+
+def check_complete_and_ordered(receiver: Receiver, positions: dict[str, tuple]) -> None:
+    """Every event (webhook id -> (order id, its position)) arrived, none
+    forged; a duplicate repeats its webhook-id with the same content; an
+    order's events first arrived in the order they happened."""
+    got = receiver.unique()
+    assert set(got) == set(positions), f"missing {len(set(positions) - set(got))} events"
+    assert receiver.forged == 0
+    with receiver.lock:
+        copies = list(receiver.received)
+    for r in copies:
+        assert (r.type, r.data) == (got[r.webhook_id].type, got[r.webhook_id].data)
+    by_order: dict[str, list] = {}
+    for r in sorted(got.values(), key=lambda r: r.at):
+        order_id, position = positions[r.webhook_id]
+        by_order.setdefault(order_id, []).append(position)
+    for order_id, seen in by_order.items():
+        assert seen == sorted(seen), f"events of {order_id} first arrived out of order: {seen}"

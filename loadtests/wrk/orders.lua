@@ -6,12 +6,11 @@
 -- done() prints one line "statuses <code>=<count> ..." per run, so the
 -- caller can check that every answer was a 201 (or say what else came back).
 
-counts = {}
-local threads = {}
+dofile((debug.getinfo(1, "S").source:sub(2):match("^(.*/)") or "./") .. "statuses.lua")
 local key, prefix, spread
 
 function setup(thread)
-  table.insert(threads, thread)
+  track(thread)
 end
 
 function init(args)
@@ -30,19 +29,4 @@ function request()
   local sku = prefix
   if spread > 1 then sku = prefix .. "-" .. math.random(0, spread - 1) end
   return wrk.format(nil, "/v1/orders", nil, body(sku))
-end
-
-function response(status, headers, body)
-  counts[status] = (counts[status] or 0) + 1
-end
-
-function done(summary, latency, requests)
-  local total = {}
-  for _, t in ipairs(threads) do
-    local c = t:get("counts")
-    for status, n in pairs(c) do total[status] = (total[status] or 0) + n end
-  end
-  local parts = {}
-  for status, n in pairs(total) do parts[#parts + 1] = status .. "=" .. n end
-  io.write("statuses " .. table.concat(parts, " ") .. "\n")
 end

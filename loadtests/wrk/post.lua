@@ -5,8 +5,7 @@
 -- done() prints "statuses <code>=<count> ..." so the caller can check that
 -- every answer was the expected one.
 
-counts = {}
-local threads = {}
+dofile((debug.getinfo(1, "S").source:sub(2):match("^(.*/)") or "./") .. "statuses.lua")
 local n_threads = 0
 local headers, path, body, idem
 local tag, sent = "", 0
@@ -14,7 +13,7 @@ local tag, sent = "", 0
 function setup(thread)
   n_threads = n_threads + 1
   thread:set("tid", n_threads)
-  table.insert(threads, thread)
+  track(thread)
 end
 
 function init(args)
@@ -31,19 +30,4 @@ function request()
     headers["Idempotency-Key"] = tag .. "-" .. sent
   end
   return wrk.format("POST", path, headers, body)
-end
-
-function response(status, hdrs, b)
-  counts[status] = (counts[status] or 0) + 1
-end
-
-function done(summary, latency, requests)
-  local total = {}
-  for _, t in ipairs(threads) do
-    local c = t:get("counts")
-    for status, n in pairs(c) do total[status] = (total[status] or 0) + n end
-  end
-  local parts = {}
-  for status, n in pairs(total) do parts[#parts + 1] = status .. "=" .. n end
-  io.write("statuses " .. table.concat(parts, " ") .. "\n")
 end

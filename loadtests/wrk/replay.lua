@@ -10,13 +10,12 @@
 -- wrk calls request() once per thread before connecting and does not send
 -- that request: a run's first line is never sent.
 
-counts = {}
-local threads = {}
+dofile((debug.getinfo(1, "S").source:sub(2):match("^(.*/)") or "./") .. "statuses.lua")
 local entries = {}
 local path, next_i, delay_ms
 
 function setup(thread)
-  table.insert(threads, thread)
+  track(thread)
 end
 
 function init(args)
@@ -43,19 +42,4 @@ end
 
 function delay()
   return delay_ms
-end
-
-function response(status, hdrs, b)
-  counts[status] = (counts[status] or 0) + 1
-end
-
-function done(summary, latency, requests)
-  local total = {}
-  for _, t in ipairs(threads) do
-    local c = t:get("counts")
-    for status, n in pairs(c) do total[status] = (total[status] or 0) + n end
-  end
-  local parts = {}
-  for status, n in pairs(total) do parts[#parts + 1] = status .. "=" .. n end
-  io.write("statuses " .. table.concat(parts, " ") .. "\n")
 end

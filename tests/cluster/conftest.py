@@ -48,3 +48,24 @@ def merchants_over_slots(cluster: LocalCluster, count: int) -> list[str]:
         chosen.append(m)
         by_node[n] = by_node.get(n, 0) + 1
     return chosen
+
+
+async def hot_stores(client, merchants: list[str], **store_options) -> dict:
+    """A started store per merchant on ``client``, each with SKU HOT holding
+    a million units (the epoch set, as serve would)."""
+    import time
+
+    from engine.commands import Op, PutSku, ReceiveStock, SkuQty
+    from engine.store import Store
+
+    stores = {}
+    for m in merchants:
+        store = Store(client, m, **store_options)
+        await store.start()
+        await client.set(store.keys.epoch, "test")
+        now = int(time.time() * 1000)
+        await store.run(PutSku(sku="HOT"), Op(op_id=f"sku-{m}", now_ms=now, actor="test"))
+        await store.run(ReceiveStock(receipt_id="r1", lines=(SkuQty(sku="HOT", qty=1_000_000),)),
+                        Op(op_id=f"rcv-{m}", now_ms=now, actor="test"))
+        stores[m] = store
+    return stores

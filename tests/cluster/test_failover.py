@@ -28,11 +28,11 @@ import uuid
 import pytest
 from sqlalchemy import create_engine, text
 
-from engine.commands import Op, OrderLineRequest, PlaceOrder, PutSku, ReceiveStock, SkuQty
+from engine.commands import Op, OrderLineRequest, PlaceOrder
 from engine.errors import NotReady
 from engine.keys import Keys
-from engine.store import Store
 from onhand.embedded_cluster import start_cluster
+from tests.cluster.conftest import hot_stores
 from onhand.redis_clients import async_client, sync_client
 from persistence.reconcile import reconcile
 from tests.cluster.conftest import merchants_over_slots
@@ -62,16 +62,8 @@ class Tally:
 async def _run(url: str, merchants: list[str], victim_merchant: str, cluster, victim, wait: int) -> tuple[Tally, float]:
     client = async_client(url, pool_size=64)
     tally = Tally()
-    stores = {}
+    stores = await hot_stores(client, merchants, wait_replicas=wait, wait_timeout_ms=500)
     for m in merchants:
-        store = Store(client, m, wait_replicas=wait, wait_timeout_ms=500)
-        await store.start()
-        await client.set(store.keys.epoch, "test")
-        now = int(time.time() * 1000)
-        await store.run(PutSku(sku="HOT"), Op(op_id=f"sku-{m}", now_ms=now, actor="test"))
-        await store.run(ReceiveStock(receipt_id="r1", lines=(SkuQty(sku="HOT", qty=1_000_000),)),
-                        Op(op_id=f"rcv-{m}", now_ms=now, actor="test"))
-        stores[m] = store
         tally.acked[m] = set()
     killed_at: list[float] = []
     stop_at = [time.monotonic() + 60]

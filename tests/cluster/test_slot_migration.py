@@ -34,14 +34,13 @@ import uuid
 from redis.crc import key_slot
 from sqlalchemy import create_engine, text
 
-from engine.commands import Op, OrderLineRequest, PlaceOrder, PutSku, ReceiveStock, SkuQty
+from engine.commands import Op, OrderLineRequest, PlaceOrder
 from engine.errors import NotReady
 from engine.keys import Keys
-from engine.store import Store
 from onhand.embedded_cluster import start_cluster
 from onhand.redis_clients import async_client, sync_client
 from persistence.reconcile import reconcile
-from tests.cluster.conftest import merchants_over_slots
+from tests.cluster.conftest import hot_stores, merchants_over_slots
 from tests.servers import own_dir, remove_dir
 from workers.outbox import Drainer
 
@@ -87,16 +86,7 @@ class Tally:
 
 async def _orders(url: str, merchants: list[str], moving: str, tally: Tally, migrate) -> None:
     client = async_client(url, pool_size=64)
-    stores = {}
-    for m in merchants:
-        store = Store(client, m)
-        await store.start()
-        await client.set(store.keys.epoch, "test")
-        now = int(time.time() * 1000)
-        await store.run(PutSku(sku="HOT"), Op(op_id=f"sku-{m}", now_ms=now, actor="test"))
-        await store.run(ReceiveStock(receipt_id="r1", lines=(SkuQty(sku="HOT", qty=1_000_000),)),
-                        Op(op_id=f"rcv-{m}", now_ms=now, actor="test"))
-        stores[m] = store
+    stores = await hot_stores(client, merchants)
     done = asyncio.Event()
 
     async def buyer(m: str) -> None:

@@ -25,6 +25,7 @@ from emulator import EmulatorServer
 from engine.keys import Keys
 from onhand.settings import Settings
 from tests.harness import ADMIN, AdminCalls, ApiProcess, HttpServer, cleanup, initialise, stack_settings
+from tests.procs import wait_for
 from workers import runtime
 from workers.outbox import Drainer
 from workers.runtime import WorkerProcess
@@ -84,14 +85,7 @@ class ShopifyStack(AdminCalls):
 
     # ---- waiting
     def wait(self, what: Callable[[], Any], timeout_s: float = 20.0, message: str = "") -> Any:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            value = what()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {message or what}")
-            time.sleep(0.02)
+        return wait_for(what, timeout_s, message)
 
     def stop_workers(self) -> None:
         """Stops the stack's own workers (drain, sync, fulfillment push), so a

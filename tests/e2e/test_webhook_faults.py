@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 from tests.harness import running_stack
 from tests.notify_helpers import FAST_RETRIES, eventually, subscribe
 from tests.procs import Proc, env_for
-from tests.receiver import Receiver
+from tests.receiver import Receiver, check_complete_and_ordered
 
 pytestmark = pytest.mark.anyio
 
@@ -53,24 +53,6 @@ def _positions(database_url: str) -> dict[str, tuple]:
         out = {r.id: (r.order_id, (r.entry_ms, r.entry_seq, r.rank)) for r in rows}
     engine.dispose()
     return out
-
-
-def _check_complete_and_ordered(receiver: Receiver, positions: dict[str, tuple]) -> None:
-    got = receiver.unique()
-    assert set(got) == set(positions), f"missing {len(set(positions) - set(got))} events"
-    assert receiver.forged == 0
-    # a duplicate repeats the webhook-id with the same content
-    with receiver.lock:
-        copies = list(receiver.received)
-    for r in copies:
-        assert (r.type, r.data) == (got[r.webhook_id].type, got[r.webhook_id].data)
-    # an order's events first arrived in the order they happened
-    by_order: dict[str, list] = {}
-    for r in sorted(got.values(), key=lambda r: r.at):
-        order_id, position = positions[r.webhook_id]
-        by_order.setdefault(order_id, []).append(position)
-    for order_id, seen in by_order.items():
-        assert seen == sorted(seen), f"events of {order_id} arrived out of order"
 
 
 async def _outage_then_errors_then_slowness(redis_url, database_url, outage_s: float) -> None:
@@ -112,8 +94,8 @@ async def _outage_then_errors_then_slowness(redis_url, database_url, outage_s: f
         # and once it answers again, every event arrives, in order per order
         positions = _positions(database_url)
         await eventually(lambda: set(faulty.unique()) == set(positions), timeout_s=90, what="every event")
-        _check_complete_and_ordered(faulty, positions)
-        _check_complete_and_ordered(healthy, positions)
+        check_complete_and_ordered(faulty, positions)
+        check_complete_and_ordered(healthy, positions)
         # the faults were real: refused connections, 500s and timeouts were retried
         assert sum(faulty.hits.values()) >= len(positions) + 10
         engine = create_engine(database_url)
@@ -163,7 +145,7 @@ async def test_worker_killed_mid_delivery(redis_url, database_url):
             positions = _positions(database_url)
             await eventually(lambda: set(receiver.unique()) == set(positions), timeout_s=90,
                              what=f"every event; worker log:\n{worker.output()[-2000:]}")
-            _check_complete_and_ordered(receiver, positions)
+            check_complete_and_ordered(receiver, positions)
             # and what was in flight at the kill came again with the same webhook-id
             assert len(receiver.received) > len(positions), "nothing was delivered twice: no kill mid-delivery"
         finally:

@@ -29,7 +29,7 @@ from onhand.settings import Settings
 from persistence.db import make_async_engine, make_engine
 from persistence.delivery_queue import OPEN
 from tests.notify_helpers import eventually
-from tests.receiver import Receiver
+from tests.receiver import Receiver, check_complete_and_ordered
 from workers.webhooks import WebhookLoop
 
 pytestmark = pytest.mark.anyio
@@ -82,22 +82,6 @@ def _fill(database_url: str, receivers: list[Receiver], orders: int) -> dict[str
     return positions
 
 
-def _check(receiver: Receiver, positions: dict[str, tuple[str, tuple]]) -> None:
-    got = receiver.unique()
-    assert set(got) == set(positions), f"missing {len(set(positions) - set(got))} events"
-    assert receiver.forged == 0
-    with receiver.lock:
-        copies = list(receiver.received)
-    for r in copies:  # a duplicate repeats the webhook-id with the same content
-        assert (r.type, r.data) == (got[r.webhook_id].type, got[r.webhook_id].data)
-    by_order: dict[str, list] = {}
-    for r in sorted(got.values(), key=lambda r: r.at):
-        order_id, position = positions[r.webhook_id]
-        by_order.setdefault(order_id, []).append(position)
-    for order_id, seen in by_order.items():
-        assert seen == sorted(seen), f"events of {order_id} first arrived out of order: {seen}"
-
-
 async def _open() -> tuple[int, int]:
     return OPEN
 
@@ -131,7 +115,7 @@ async def test_concurrent_workers_keep_each_orders_events_in_order(database_url)
         await pg.dispose()
     # Then every endpoint got every event, each order's in order
     for receiver in receivers:
-        _check(receiver, positions)
+        check_complete_and_ordered(receiver, positions)
         # the failures were real and retried
         assert sum(receiver.hits.values()) > len(positions)
         # and one worker at a time sent to an endpoint, within its bound
@@ -199,7 +183,7 @@ async def test_a_worker_killed_with_a_batch_claimed(database_url):
                              lambda: len(receiver.unique()) == len(positions), timeout_s=90)
     finally:
         await pg.dispose()
-    _check(receiver, positions)
+    check_complete_and_ordered(receiver, positions)
     assert receiver.most_in_flight <= 2
     receiver.stop()
 
@@ -229,5 +213,5 @@ async def test_a_dead_endpoints_backlog_is_not_tried_delivery_by_delivery(databa
                              lambda: len(receiver.unique()) == len(positions), timeout_s=60)
     finally:
         await pg.dispose()
-    _check(receiver, positions)
+    check_complete_and_ordered(receiver, positions)
     receiver.stop()

@@ -23,6 +23,7 @@ from engine.keys import Keys
 from engine.store import Store
 from onhand.settings import Settings
 from tests.harness import ADMIN, AdminCalls, HttpServer, cleanup, initialise, stack_settings
+from tests.procs import wait_for  # noqa: F401 - the UI tests import wait_for from here
 from ui.users import create_user
 from workers.runtime import WorkerProcess
 
@@ -123,17 +124,6 @@ def type_keys(page, text: str) -> None:
 def press(page, key: str) -> None:
     page.keyboard.press(key)
     page.wait_for_timeout(KEY_DELAY_MS)
-
-
-def wait_for(what, timeout_s: float = 20.0, message: str = ""):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = what()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {message or what}")
-        time.sleep(0.02)
 
 
 def pg_scalar(database_url: str, sql: str, **params) -> Any:
