@@ -116,6 +116,15 @@ def axe_violations(page) -> list[dict]:
     return [v for v in result if v["impact"] in ("serious", "critical")]
 
 
+def autofocused(page) -> str:
+    """Waits until the page's autofocus field has focus (Chromium applies
+    autofocus in a rendering step after "load": keys typed before it are
+    lost) and returns that field's id or name."""
+    page.wait_for_function("document.activeElement && document.activeElement.hasAttribute('autofocus')",
+                           timeout=5000)
+    return page.evaluate("document.activeElement.id || document.activeElement.name")
+
+
 def type_keys(page, text: str) -> None:
     """Types like a person at 8 keys per second (keyboard events only)."""
     page.keyboard.type(text, delay=KEY_DELAY_MS)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from tests.ui.support import pg_scalar, press, type_keys, wait_for
+from tests.ui.support import autofocused, pg_scalar, press, type_keys, wait_for
 
 #: The buyer's patience for a 20-line phone order, seconds of typing.
 TYPING_DEADLINE_S = 60.0
@@ -38,7 +38,7 @@ def test_a_twenty_line_phone_order_typed_at_eight_keys_a_second(stack, admin_con
     before = set(stack.orders_in_redis())
 
     # When the order is typed, keyboard only (the Customer field has focus on load)
-    assert page.evaluate("document.activeElement.id") == "customer"
+    assert autofocused(page) == "customer"
     started = time.monotonic()
     type_keys(page, "Corner")
     page.get_by_role("option", name="Corner Boutique", exact=False).first.wait_for()

@@ -11,7 +11,7 @@ import io
 
 import pytest
 
-from tests.ui.support import axe_violations, login
+from tests.ui.support import autofocused, axe_violations, login
 
 SCREENS = ["/ui/login", "/ui/orders/new", "/ui/inventory", "/ui/orders", "/ui/receive", "/ui/import", "/ui/returns",
            "/ui/customers", "/ui/ledger", "/ui/exceptions", "/ui/admin/users", "/ui/admin/keys"]
@@ -93,6 +93,7 @@ def test_order_search_opens_an_exact_po_and_finds_by_number_customer_sku_and_tra
     assert page.goto(f"{base}/ui/orders?limit=251").status == 400
     # typing in the search box and Enter, keyboard only
     page.goto(f"{base}/ui/orders")
+    assert autofocused(page) == "q"
     page.keyboard.type("PO-NEW-2")
     page.keyboard.press("Enter")
     page.wait_for_url(f"**/ui/orders/{shop['newer']['id']}")

@@ -18,7 +18,7 @@ import threading
 from pypdf import PdfReader
 
 from tests.e2e.test_shopify_support import emulator, shopify_stack  # noqa: F401 - fixtures
-from tests.ui.support import ADMIN_EMAIL, ADMIN_PASSWORD, login, press, type_keys, wait_for
+from tests.ui.support import ADMIN_EMAIL, ADMIN_PASSWORD, autofocused, login, press, type_keys, wait_for
 
 #: Shopify sales delivered as webhooks in the burst.
 SALES = 150
@@ -62,6 +62,7 @@ def test_tuesday_in_the_browser(emulator, redis_url, database_url, browser, arti
 
         # When the buyer's 500 with a PO are typed on the order entry screen
         entry.goto(f"{base}/ui/orders/new")
+        assert autofocused(entry) == "customer"
         type_keys(entry, "Corner")
         entry.get_by_role("option", name="Corner Boutique", exact=False).first.wait_for()
         press(entry, "Enter")
