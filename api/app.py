@@ -25,7 +25,7 @@ from api.problems import exception_handlers
 from api.returns import ReturnController
 from api.service import ServiceController
 from api.webhooks import ShopifyWebhookController
-from api.services import Services, Shared, StoreFactory, onhand_store
+from api.services import Services, Shared, StoreFactory, onhand_store, services_for
 from api.webhook_endpoints import WebhookEndpointController
 from onhand.settings import Settings
 
@@ -34,15 +34,7 @@ MAX_BODY_BYTES = 1024 * 1024
 
 
 async def _services(state: State, request: Request) -> Services:
-    """The services of the merchant the request is for: its key's (or staff
-    session's); the home merchant's on public routes (a webhook handler picks
-    its shop's merchant itself)."""
-    principal = request.scope.get("user")
-    shared: Shared = state.shared
-    staff = request.scope.get("ui_user")  # a staff UI session (ui/base.py)
-    merchant = (getattr(principal, "merchant", None) or getattr(staff, "merchant_id", None)
-                or shared.settings.merchant)
-    return await shared.for_merchant(merchant)
+    return await services_for(request)
 
 
 def create_app(settings: Settings | None = None, *, extra_controllers: list | None = None,

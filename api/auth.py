@@ -274,7 +274,6 @@ def requires(*roles: Role):
 
 
 STAFF = (Role.ADMIN, Role.OPERATOR)
-EVERYONE = (Role.ADMIN, Role.OPERATOR, Role.WHOLESALE)
 
 
 class KeyRequestError(ValueError):

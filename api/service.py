@@ -6,7 +6,6 @@ import hmac
 
 import msgspec
 from litestar.di import NamedDependency
-from litestar.params import JSONBody
 from litestar import Controller, Request, Response, get
 from redis import exceptions as redis_errors
 

@@ -162,6 +162,8 @@ class Store:
         wait_timeout_ms: int = 1000,
     ):
         self.redis = redis
+        #: the API's lean FCALL path (onhand.redis_clients.DirectCalls), set by its owner
+        self.direct = None
         self.keys = Keys(merchant)
         self.fill_limit = fill_limit
         self.wait_replicas = wait_replicas
@@ -390,6 +392,8 @@ class Store:
             node = self.redis.get_node_from_key(self.keys.prefix)
             return await self.redis.execute_command("FCALL", fn, 2, *self.keys.script_keys, *argv,
                                                     target_nodes=node)
+        if self.direct is not None:
+            return await self.direct.call("FCALL", fn, 2, *self.keys.script_keys, *argv)
         return await self.redis.fcall(fn, 2, *self.keys.script_keys, *argv)
 
     async def load_closed_order(self, order: Order, keep_ms: int) -> bool:

@@ -9,9 +9,11 @@ so each operation stays in one slot on whichever node holds it.
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import urlsplit
 
 from redis import Redis
+from redis import exceptions as redis_errors
 from redis.asyncio import BlockingConnectionPool
 from redis.asyncio import Redis as AsyncRedis
 from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
@@ -70,3 +72,73 @@ def async_client(url: str, *, pool_size: int = 64, **options) -> AsyncRedis | As
                                  max_connections=pool_size, **extra, **options)
     return AsyncRedis.from_pool(BlockingConnectionPool.from_url(
         url, max_connections=pool_size, timeout=POOL_WAIT_S, **options))
+
+
+class DirectCalls:
+    """One command at a time on connections of its own, for the API's hot
+    path (the order's FCALL): redis-py 8's ``execute_command`` costs about
+    as much CPU as the rest of an order's Python (its blocking pool's
+    condition, timeout and per-call observability records, the
+    deprecated-argument wrapper, the retry object, a readiness probe of the
+    socket on every checkout). This keeps what matters of it: at most
+    ``size`` connections (a caller beyond them waits, up to ``wait_s``, then
+    gets redis-py's ConnectionError, as the pool's "No connection
+    available"), the client's connection settings (address, auth, socket
+    timeouts, RESP version), errors raised as redis-py raises them.
+
+    Retries: a connection that was idle in the pool and fails with a
+    ConnectionError is dropped and the command sent once more on a new one
+    (the server closed it while it was idle: a restart, a client timeout);
+    a timeout, or the failure of a new connection, is never retried, since
+    the server may have run the command. Standalone Redis only."""
+
+    def __init__(self, client: AsyncRedis, size: int, wait_s: float = POOL_WAIT_S):
+        pool = client.connection_pool
+        self._make = lambda: pool.connection_class(**pool.connection_kwargs)
+        self._idle: list = []
+        self._slots = asyncio.Semaphore(size)
+        self._wait_s = wait_s
+        self._open: set = set()
+
+    async def call(self, *args):
+        if self._slots.locked():
+            try:
+                async with asyncio.timeout(self._wait_s):
+                    await self._slots.acquire()
+            except TimeoutError as exc:
+                raise redis_errors.ConnectionError("No connection available.") from exc
+        else:
+            await self._slots.acquire()
+        try:
+            conn = self._idle.pop() if self._idle else None
+            if conn is not None:
+                try:
+                    return await self._send(conn, args)
+                except redis_errors.ConnectionError:
+                    pass  # idle too long on a server that dropped it: once more, on a new one
+            conn = self._make()
+            self._open.add(conn)
+            return await self._send(conn, args)
+        finally:
+            self._slots.release()
+
+    async def _send(self, conn, args):
+        try:
+            if not conn.is_connected:
+                await conn.connect()
+            await conn.send_packed_command(conn.pack_command(*args), check_health=False)
+            reply = await conn.read_response()
+        except redis_errors.ResponseError:
+            self._idle.append(conn)  # an error reply: the connection is fine
+            raise
+        except BaseException:
+            self._open.discard(conn)
+            await conn.disconnect()
+            raise
+        self._idle.append(conn)
+        return reply
+
+    async def aclose(self) -> None:
+        conns, self._open, self._idle = list(self._open), set(), []
+        for conn in conns:
+            await conn.disconnect()

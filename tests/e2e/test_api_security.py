@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 import pytest
 
@@ -191,3 +193,23 @@ async def test_metrics_need_the_admin_key_or_the_token(redis_url, database_url):
                          "onhand_exception_units", "onhand_outbox_backlog", "onhand_outbox_oldest_age_seconds",
                          "onhand_dead_letters"):
                 assert name in text, name
+
+
+async def test_every_route_but_the_public_ones_refuses_a_request_without_a_key(redis_url, database_url):
+    """Authentication lives in one place, the API's middleware (api/middleware.py):
+    routes open to every role carry no guard of their own, so a route not
+    marked public must still refuse a request without a key, whatever its method."""
+    from api.app import create_app
+
+    app = create_app()
+    routes = [(path, method, handler) for path, methods in app.route_handler_method_map.items()
+              for method, handler in methods.items() if method not in ("OPTIONS", "HEAD")]
+    private = [(path, method) for path, method, handler in routes
+               if not (handler.opt.get("public") or handler.opt.get("session_auth") or path.startswith("/schema"))]
+    assert len(private) > 40 and ("/v1/orders", "POST") in private
+    async with running_stack(redis_url, database_url, workers=False) as stack:
+        for path, method in private:
+            url = re.sub(r"\{[^}]+\}", "x1", path)
+            r = await stack.client.request(method, url, content=b"{}", headers={"content-type": "application/json"})
+            assert r.status_code == 401, (method, path, r.status_code, r.text)
+            assert r.headers["content-type"] == "application/problem+json"
