@@ -6,9 +6,11 @@ import re
 import uuid
 from typing import Annotated
 
+import msgspec
+
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter
-from litestar import Controller, Request, get, post, put
+from litestar import Controller, Request, Response, get, post, put
 from litestar.params import Parameter
 
 from api import schemas as s
@@ -16,12 +18,15 @@ from api.auth import STAFF, Principal, requires
 from api.docs import responses
 from api.operations import now_ms
 from api.problems import NOT_FOUND, VALIDATION, ApiProblem
+from api.responses import EncodedJson
 from api.ratelimit import read_with_rate
 from api.services import Services, services_for
 from api.views import fills_view, inventory_view, rfc3339, wholesale_inventory_view
 from engine.commands import AdjustStock, CountStock, PutSku, ReceiveStock, SkuQty
 from engine.model import Inventory, as_list, inventory_from_snapshot
 from engine.store import Store, inventory_from_row
+
+_encode = msgspec.json.Encoder().encode
 
 SkuPath = Annotated[str, Parameter(pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$",
                                    description="the SKU")]
@@ -64,7 +69,8 @@ class InventoryController(Controller):
 
     @get("/v1/inventory/{sku:str}", opt={"rate_limit": "in_call"},
          responses=responses(400, 401, 404, 429, 503), summary="A SKU's counters")
-    async def get_inventory(self, sku: SkuPath, request: Request) -> s.InventoryView | s.WholesaleInventoryView:
+    async def get_inventory(self, sku: SkuPath,
+                            request: Request) -> Response[s.InventoryView | s.WholesaleInventoryView]:
         services = await services_for(request)
         store = services.store
         if isinstance(store, Store):
@@ -76,7 +82,7 @@ class InventoryController(Controller):
             [inv] = await store.inventory([sku])
         if inv is None:
             raise ApiProblem(NOT_FOUND, f"no SKU {sku}")
-        return _view(request.user, inv)
+        return EncodedJson(_encode(_view(request.user, inv)))
 
     @get("/v1/inventory", responses=responses(400, 401, 429, 503),
          summary="Counters of the given SKUs, or of all SKUs (newest first)")

@@ -19,6 +19,7 @@ from api.customers import load_customer
 from api.docs import responses
 from api.pdf import packing_slip
 from api.problems import NOT_FOUND, VALIDATION, ApiProblem
+from api.responses import EncodedJson
 from api.operations import now_ms
 from api.ratelimit import read_with_rate
 from api.services import Services, services_for
@@ -120,15 +121,15 @@ class OrderController(Controller):
         result = await services.operations.run(request, principal, data, build,
                                                ("customer", customer_id) if customer_id else None)
         # encoded here, once, with msgspec (Litestar's serializer adds nothing for a Struct)
-        return Response(_encode(order_view(result.order)), status_code=201, media_type="application/json")
+        return EncodedJson(_encode(order_view(result.order)), 201)
 
     @get("/v1/orders/{order_id:str}", opt={"rate_limit": "in_call"},
          responses=responses(400, 401, 404, 429, 503), summary="An order")
-    async def get_one(self, order_id: IdPath, request: Request) -> s.OrderView:
+    async def get_one(self, order_id: IdPath, request: Request) -> Response[s.OrderView]:
         services = await services_for(request)
         store = services.store
         if not isinstance(store, Store):
-            return order_view(await visible_order(services, request.user, order_id))
+            return EncodedJson(_encode(order_view(await visible_order(services, request.user, order_id))))
         # the rate-limit step and the read: one round trip (PostgreSQL for an
         # order Redis no longer keeps)
         [row] = await read_with_rate(request.scope, services.limiter, services.redis,
@@ -136,7 +137,7 @@ class OrderController(Controller):
         order = order_from_row(order_id, row) or await services.reader.get(order_id)
         if order is None or not owns(request.user, order):
             raise ApiProblem(NOT_FOUND, "no such order")
-        return order_view(order)
+        return EncodedJson(_encode(order_view(order)))
 
     @get("/v1/orders", responses=responses(400, 401, 429, 503),
          summary="Orders, newest first; PO search is exact and case-insensitive")

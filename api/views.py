@@ -3,7 +3,7 @@ of a stored result renders byte for byte the same response."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
 from typing import Any
 
 from api import schemas as s
@@ -11,10 +11,15 @@ from engine.model import Inventory, Order, as_list
 
 
 def rfc3339(ms: int | float | None) -> str:
-    if ms is None:
-        ms = 0
-    dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """Epoch milliseconds as RFC 3339 UTC with milliseconds
+    (``2026-12-04T19:52:39.123Z``); formatted by hand: datetime's
+    isoformat took 4% of an order's CPU for its two times."""
+    # a float is first rounded to microseconds, as datetime.fromtimestamp does
+    total = ms if isinstance(ms, int) else round((ms or 0) * 1000) // 1000
+    whole, milli = divmod(total, 1000)
+    t = time.gmtime(whole)
+    return (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{milli:03d}Z")
 
 
 def inventory_view(inv: Inventory) -> s.InventoryView:
