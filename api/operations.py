@@ -24,8 +24,8 @@ any lookup), the lookups read fresh, the operation, the claim's release.
 from __future__ import annotations
 
 import hashlib
+import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -57,6 +57,11 @@ def fingerprint(body: Any) -> str:
 
 def operation_id(principal: Principal, request: Request, key: str) -> str:
     return scoped_operation_id(f"{principal.key_id}\n{request.method}\n{request.url.path}", key)
+
+
+def new_op_id() -> str:
+    """An operation id of a request without an Idempotency-Key (32 random hex digits)."""
+    return "api-" + secrets.token_hex(16)
 
 
 def scoped_operation_id(scope: str, key: str) -> str:
@@ -96,7 +101,7 @@ class Operations:
         if state is None or state.taken or self.limiter is None or not hasattr(self.store, "run_guarded"):
             return await self._careful(actor, scope, key, body, build, record, state, principal)
         if key is None:
-            op = Op(op_id=f"api-{uuid.uuid4().hex}", now_ms=now_ms(), actor=actor)
+            op = Op(op_id=new_op_id(), now_ms=now_ms(), actor=actor)
         else:
             op = Op(op_id=scoped_operation_id(scope, key), now_ms=now_ms(), actor=actor,
                     fingerprint=fingerprint(body), idempotency_ttl_ms=self.ttl_ms)
@@ -184,7 +189,7 @@ class Operations:
 
         if key is None:
             command = await fresh_build()
-            return await self.store.run(command, Op(op_id=f"api-{uuid.uuid4().hex}",
+            return await self.store.run(command, Op(op_id=new_op_id(),
                                                     now_ms=now_ms(), actor=actor))
         op_id = scoped_operation_id(scope, key)
         fp = fingerprint(body)

@@ -76,3 +76,23 @@ async def test_a_caller_beyond_the_connections_waits_and_then_gets_a_connection_
     finally:
         await client.delete(key)
         await direct.aclose()
+
+
+async def test_what_it_sends_is_what_redis_py_would_send(client):
+    """hiredis packs the plain arguments; anything else goes through redis-py
+    (which refuses None, as it always has)."""
+    from onhand.redis_clients import _pack
+
+    conn = client.connection_pool.make_connection()
+    args = ("FCALL", "fn", 2, "{m:x}:a", "{m:x}:b", b"raw\x00bytes", "ünïcode", 0, -7, 2**62, 1.5, "")
+    assert b"".join(_pack(conn, args)) == b"".join(conn.pack_command(*args))
+    with pytest.raises(redis_errors.DataError):
+        _pack(conn, ("SET", "k", None))
+    direct = DirectCalls(client, size=1)
+    key = f"direct-{uuid.uuid4().hex}"
+    try:
+        assert await direct.call("SET", key, "ünïcode") in (True, b"OK", "OK")
+        assert (await client.get(key)).decode() == "ünïcode"
+    finally:
+        await client.delete(key)
+        await direct.aclose()
