@@ -21,16 +21,16 @@ import hashlib
 import hmac
 import logging
 import time
-import uuid
+from secrets import token_hex
 
 import msgspec
 from litestar import Controller, Request, Response, post
 from litestar.background_tasks import BackgroundTask
-from litestar.di import NamedDependency
 
 from api.docs import responses
 from api.problems import UNAUTHORIZED, VALIDATION, ApiProblem
-from api.services import Services
+from api.responses import EncodedJson
+from api.services import Services, services_for
 from engine import shopify
 from engine.commands import ApplyShopifyDelivery, Op
 from engine.errors import NotFound
@@ -39,6 +39,7 @@ from onhand.settings import Settings
 from persistence.merchants import normalize_shop
 
 log = logging.getLogger("onhand.webhooks")
+_encode = msgspec.json.Encoder().encode
 
 #: Largest webhook body, bytes (API.md: 2 MiB), refused before it is read in full.
 MAX_WEBHOOK_BODY_BYTES = 2 * 1024 * 1024
@@ -51,6 +52,9 @@ class WebhookAck(msgspec.Struct, omit_defaults=True):
     #: "accepted" | "duplicate" | "pending" (kept for an order not seen yet) | "ignored"
     status: str
     order_id: str | None = None
+
+
+_IGNORED = _encode(WebhookAck(status="ignored"))
 
 
 def signature_valid(secrets: list[str], body: bytes, signature: str | None) -> bool:
@@ -107,12 +111,12 @@ async def release_sales(services: Services, command: ApplyShopifyDelivery) -> No
     release_at = int(time.time() * 1000) + services.settings.shopify_sale_ack_window_ms
     prefix = services.store.keys.prefix
     try:
-        async with services.redis.pipeline(transaction=False) as pipe:
-            for sku, units in command.sold:
-                pipe.zadd(f"{prefix}:syr:{sku}", {f"{command.shopify_order_id}:{units}": release_at}, xx=True)
-                # a recheck waiting for these sales comes sooner too
-                pipe.zadd(f"{prefix}:sync:due", {sku: release_at}, xx=True, lt=True)
-            await pipe.execute()
+        commands = []
+        for sku, units in command.sold:
+            commands.append(("ZADD", f"{prefix}:syr:{sku}", "XX", release_at, f"{command.shopify_order_id}:{units}"))
+            # a recheck waiting for these sales comes sooner too
+            commands.append(("ZADD", f"{prefix}:sync:due", "XX", "LT", release_at, sku))
+        await services.store.pipeline(commands)
     except Exception as exc:  # noqa: BLE001 - the hold then ends at SALE_HOLD_MS
         log.warning("could not release held-back sales of order %s: %r", command.shopify_order_id, exc)
 
@@ -120,7 +124,7 @@ async def release_sales(services: Services, command: ApplyShopifyDelivery) -> No
 async def apply_delivery(services: Services, command: ApplyShopifyDelivery) -> Result:
     """Runs the delivery; a cancel or refund of an order Redis lacks is applied
     to PostgreSQL's copy (loaded back) or kept for an order not seen yet."""
-    op = Op(op_id=f"shopify-{uuid.uuid4().hex}", now_ms=int(time.time() * 1000), actor="shopify")
+    op = Op(op_id="shopify-" + token_hex(16), now_ms=int(time.time() * 1000), actor="shopify")
     try:
         return await services.store.run(command, op)
     except NotFound as exc:
@@ -143,8 +147,9 @@ class ShopifyWebhookController(Controller):
           responses=responses(400, 401, 413, 503),
           summary="Shopify webhooks (HMAC-signed): orders/create, orders/cancelled, "
                   "refunds/create, app/uninstalled")
-    async def receive(self, request: Request, services: NamedDependency[Services]) -> Response[WebhookAck]:
+    async def receive(self, request: Request) -> Response[WebhookAck]:
         body = await request.body()
+        services = await services_for(request)
         # the shop's merchant (its own API secret); an unregistered shop is the home merchant's
         shop = await services.merchants.by_shop(request.headers.get("x-shopify-shop-domain") or "")
         if shop is not None:
@@ -165,10 +170,10 @@ class ShopifyWebhookController(Controller):
             raise ApiProblem(VALIDATION, f"the {delivery.topic} body does not parse",
                              errors=[{"field": "body", "message": str(exc)[:500]}]) from exc
         if command is None:
-            return Response(WebhookAck(status="ignored"))
+            return EncodedJson(_IGNORED)
         result = await apply_delivery(services, command)
         ack = _ack(result)
         # sales the sync holds back until Shopify has our 200 (a duplicate's 200 counts too)
         if result.data.get("held") or (ack.status == "duplicate" and command.sold):
-            return Response(ack, background=BackgroundTask(release_sales, services, command))
-        return Response(ack)
+            return EncodedJson(_encode(ack), background=BackgroundTask(release_sales, services, command))
+        return EncodedJson(_encode(ack))

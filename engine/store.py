@@ -396,6 +396,17 @@ class Store:
             return await self.direct.call("FCALL", fn, 2, *self.keys.script_keys, *argv)
         return await self.redis.fcall(fn, 2, *self.keys.script_keys, *argv)
 
+    async def pipeline(self, commands: list[tuple]) -> list:
+        """Plain commands in one round trip, no transaction (the webhook
+        intake's release of held-back sales after its 200); each reply, an
+        error reply as its exception."""
+        if self.direct is not None:
+            return await self.direct.pipeline(commands)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for args in commands:
+                pipe.execute_command(*args)
+            return await pipe.execute(raise_on_error=False)
+
     async def load_closed_order(self, order: Order, keep_ms: int) -> bool:
         """Brings a closed order read from PostgreSQL back into Redis (for a
         return on an old order). Returns False when Redis already had it."""

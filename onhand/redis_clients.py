@@ -107,14 +107,7 @@ class DirectCalls:
         self._open: set = set()
 
     async def call(self, *args):
-        if self._slots.locked():
-            try:
-                async with asyncio.timeout(self._wait_s):
-                    await self._slots.acquire()
-            except TimeoutError as exc:
-                raise redis_errors.ConnectionError("No connection available.") from exc
-        else:
-            await self._slots.acquire()
+        await self._acquire()
         try:
             conn = self._idle.pop() if self._idle else None
             if conn is not None:
@@ -122,11 +115,51 @@ class DirectCalls:
                     return await self._send(conn, args)
                 except redis_errors.ConnectionError:
                     pass  # idle too long on a server that dropped it: once more, on a new one
-            conn = self._make()
-            self._open.add(conn)
-            return await self._send(conn, args)
+            return await self._send(self._new(), args)
         finally:
             self._slots.release()
+
+    async def pipeline(self, commands: list[tuple]) -> list:
+        """Several commands in one write and one round trip (no transaction,
+        no retry: a caller that needs all or nothing uses a script); their
+        replies in order, an error reply as its ResponseError in the list."""
+        await self._acquire()
+        try:
+            conn = self._idle.pop() if self._idle else self._new()
+            try:
+                if not conn.is_connected:
+                    await conn.connect()
+                packed = [part for args in commands for part in _pack(conn, args)]
+                await _write(conn, packed)
+                replies = []
+                for _ in commands:
+                    try:
+                        replies.append(await conn.read_response())
+                    except redis_errors.ResponseError as exc:
+                        replies.append(exc)
+            except BaseException:
+                self._open.discard(conn)
+                await conn.disconnect()
+                raise
+            self._idle.append(conn)
+            return replies
+        finally:
+            self._slots.release()
+
+    async def _acquire(self) -> None:
+        if not self._slots.locked():
+            await self._slots.acquire()
+            return
+        try:
+            async with asyncio.timeout(self._wait_s):
+                await self._slots.acquire()
+        except TimeoutError as exc:
+            raise redis_errors.ConnectionError("No connection available.") from exc
+
+    def _new(self):
+        conn = self._make()
+        self._open.add(conn)
+        return conn
 
     async def _send(self, conn, args):
         try:

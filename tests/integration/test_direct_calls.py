@@ -96,3 +96,17 @@ async def test_what_it_sends_is_what_redis_py_would_send(client):
     finally:
         await client.delete(key)
         await direct.aclose()
+
+
+async def test_a_pipeline_sends_its_commands_in_order_with_each_reply(client):
+    direct = DirectCalls(client, size=1)
+    key = f"direct-{uuid.uuid4().hex}"
+    try:
+        replies = await direct.pipeline([("ZADD", key, 5, "a"), ("HGET", key, "f"), ("ZADD", key, "XX", "LT", 3, "a"),
+                                         ("ZSCORE", key, "a")])
+        assert replies[0] == 1 and isinstance(replies[1], redis_errors.ResponseError) and replies[2] == 0
+        assert float(replies[3]) == 3.0
+        assert len(direct._open) == 1 and direct._idle  # the connection is kept for the next caller
+    finally:
+        await client.delete(key)
+        await direct.aclose()
