@@ -56,7 +56,14 @@ def fingerprint(body: Any) -> str:
 
 
 def operation_id(principal: Principal, request: Request, key: str) -> str:
-    return scoped_operation_id(f"{principal.key_id}\n{request.method}\n{request.url.path}", key)
+    return scoped_operation_id(f"{principal.key_id}\n{request.method}\n{_path(request)}", key)
+
+
+def _path(request: Request) -> str:
+    """The request's path as ``request.url.path`` gives it for any path an
+    idempotent route has (without building the URL: 5% of an order's CPU)."""
+    scope = request.scope
+    return scope.get("root_path", "") + scope["path"]
 
 
 def new_op_id() -> str:
@@ -95,7 +102,7 @@ class Operations:
         document (a dict, or None when absent) and is called again when it
         changed before the command ran."""
         key = idempotency_key(request)
-        scope = f"{principal.key_id}\n{request.method}\n{request.url.path}"
+        scope = f"{principal.key_id}\n{request.method}\n{_path(request)}"
         actor = f"key:{principal.key_id}"
         state: RateState | None = request.scope.get(RATE_SCOPE)
         if state is None or state.taken or self.limiter is None or not hasattr(self.store, "run_guarded"):
