@@ -98,9 +98,7 @@ async def test_the_same_key_while_the_first_is_in_flight_is_409(redis_url, datab
 
         class _Req:
             method = "POST"
-
-            class url:
-                path = "/v1/orders"
+            scope = {"path": "/v1/orders"}
 
         op = operation_id(Principal(ENV_ADMIN_ID, Role.ADMIN), _Req, "slow")
         fp = fingerprint(msgspec.convert(body, OrderBody))

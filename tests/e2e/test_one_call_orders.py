@@ -101,9 +101,7 @@ async def test_a_replay_after_the_claim_expired_answers_the_stored_order(redis_u
 
         class _Req:
             method = "POST"
-
-            class url:
-                path = "/v1/orders"
+            scope = {"path": "/v1/orders"}
 
         op = operation_id(Principal(ENV_ADMIN_ID, Role.ADMIN), _Req, "crashed")
         fp = fingerprint(msgspec.convert(body, OrderBody))
