@@ -110,14 +110,19 @@ class DirectCalls:
         await self._acquire()
         try:
             conn = self._idle.pop() if self._idle else None
+            replies = None
             if conn is not None:
                 try:
-                    return await self._send(conn, args)
+                    replies = await self._exchange(conn, [args])
                 except redis_errors.ConnectionError:
                     pass  # idle too long on a server that dropped it: once more, on a new one
-            return await self._send(self._new(), args)
+            if replies is None:
+                replies = await self._exchange(self._new(), [args])
         finally:
             self._slots.release()
+        if isinstance(replies[0], redis_errors.ResponseError):
+            raise replies[0]
+        return replies[0]
 
     async def pipeline(self, commands: list[tuple]) -> list:
         """Several commands in one write and one round trip (no transaction,
@@ -125,24 +130,7 @@ class DirectCalls:
         replies in order, an error reply as its ResponseError in the list."""
         await self._acquire()
         try:
-            conn = self._idle.pop() if self._idle else self._new()
-            try:
-                if not conn.is_connected:
-                    await conn.connect()
-                packed = [part for args in commands for part in _pack(conn, args)]
-                await _write(conn, packed)
-                replies = []
-                for _ in commands:
-                    try:
-                        replies.append(await conn.read_response())
-                    except redis_errors.ResponseError as exc:
-                        replies.append(exc)
-            except BaseException:
-                self._open.discard(conn)
-                await conn.disconnect()
-                raise
-            self._idle.append(conn)
-            return replies
+            return await self._exchange(self._idle.pop() if self._idle else self._new(), commands)
         finally:
             self._slots.release()
 
@@ -161,21 +149,26 @@ class DirectCalls:
         self._open.add(conn)
         return conn
 
-    async def _send(self, conn, args):
+    async def _exchange(self, conn, commands: list[tuple]) -> list:
+        """Writes ``commands`` on ``conn`` at once and reads a reply for each
+        (an error reply as its ResponseError: the connection is fine). Any
+        other failure drops the connection; else it is idle again."""
         try:
             if not conn.is_connected:
                 await conn.connect()
-            await _write(conn, _pack(conn, args))
-            reply = await conn.read_response()
-        except redis_errors.ResponseError:
-            self._idle.append(conn)  # an error reply: the connection is fine
-            raise
+            await _write(conn, [part for args in commands for part in _pack(conn, args)])
+            replies = []
+            for _ in commands:
+                try:
+                    replies.append(await conn.read_response())
+                except redis_errors.ResponseError as exc:
+                    replies.append(exc)
         except BaseException:
             self._open.discard(conn)
             await conn.disconnect()
             raise
         self._idle.append(conn)
-        return reply
+        return replies
 
     async def aclose(self) -> None:
         conns, self._open, self._idle = list(self._open), set(), []
