@@ -25,7 +25,8 @@ from api.operations import Operations
 from api.ratelimit import RateLimiter
 from api.reads import OrderReader, RecordReader
 from engine.store import Store
-from onhand.redis_clients import DirectCalls, async_client, is_cluster
+from onhand.redis_clients import async_client, is_cluster
+from onhand.redis_mux import RedisMux
 from onhand.settings import Settings
 
 #: Merchants whose bound services are kept ready per process (least recently used go).
@@ -90,8 +91,9 @@ class Shared:
     merchants: MerchantDirectory
     store_factory: StoreFactory
     _tenants: "OrderedDict[str, Services]"
-    #: the stores' lean FCALL path on a standalone Redis (None on a cluster)
-    direct: DirectCalls | None = None
+    #: the hot path's commands on one shared connection, standalone Redis only
+    #: (None on a cluster: redis-py's cluster client routes those)
+    mux: RedisMux | None = None
 
     @classmethod
     async def open(cls, settings: Settings, store_factory: StoreFactory = onhand_store) -> "Shared":
@@ -106,7 +108,7 @@ class Shared:
                                 staff_per_s=settings.rate_limit_staff),
             merchants=MerchantDirectory(redis, settings),
             store_factory=store_factory, _tenants=OrderedDict(),
-            direct=None if is_cluster(settings.redis_url) else DirectCalls(redis, settings.redis_pool_size),
+            mux=None if is_cluster(settings.redis_url) else RedisMux(redis),
         )
         await (await shared.for_merchant(settings.merchant)).store.start()
         shared.authenticator.start()
@@ -119,8 +121,8 @@ class Shared:
         tenant = self._tenants.get(merchant)
         if tenant is None or tenant.settings is not settings:
             store = self.store_factory(self.redis, settings, merchant)
-            if isinstance(store, Store) and self.direct is not None:
-                store.direct = self.direct
+            if isinstance(store, Store) and self.mux is not None:
+                store.mux = self.mux
             reader = OrderReader(store, self.pg)
             tenant = Services(shared=self, settings=settings, store=store, reader=reader,
                               records=RecordReader(store, reader),
@@ -139,8 +141,8 @@ class Shared:
 
     async def close(self) -> None:
         await self.authenticator.stop()
-        if self.direct is not None:
-            await self.direct.aclose()
+        if self.mux is not None:
+            await self.mux.aclose()
         await self.redis.aclose()
         if self.pg is not None:
             await self.pg.dispose()

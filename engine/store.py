@@ -162,8 +162,8 @@ class Store:
         wait_timeout_ms: int = 1000,
     ):
         self.redis = redis
-        #: the API's lean FCALL path (onhand.redis_clients.DirectCalls), set by its owner
-        self.direct = None
+        #: the API's lean command path (onhand.redis_mux.RedisMux), set by its owner
+        self.mux = None
         self.keys = Keys(merchant)
         self.fill_limit = fill_limit
         self.wait_replicas = wait_replicas
@@ -392,16 +392,16 @@ class Store:
             node = self.redis.get_node_from_key(self.keys.prefix)
             return await self.redis.execute_command("FCALL", fn, 2, *self.keys.script_keys, *argv,
                                                     target_nodes=node)
-        if self.direct is not None:
-            return await self.direct.call("FCALL", fn, 2, *self.keys.script_keys, *argv)
+        if self.mux is not None:
+            return await self.mux.call("FCALL", fn, 2, *self.keys.script_keys, *argv)
         return await self.redis.fcall(fn, 2, *self.keys.script_keys, *argv)
 
     async def pipeline(self, commands: list[tuple]) -> list:
         """Plain commands in one round trip, no transaction (the webhook
         intake's release of held-back sales after its 200); each reply, an
         error reply as its exception."""
-        if self.direct is not None:
-            return await self.direct.pipeline(commands)
+        if self.mux is not None:
+            return await self.mux.pipeline(commands)
         async with self.redis.pipeline(transaction=False) as pipe:
             for args in commands:
                 pipe.execute_command(*args)
@@ -480,6 +480,14 @@ class Store:
         snap = {k.decode(): v.decode() for k, v in row.items()}
         snap["id"] = order_id
         return order_from_snapshot(snap)
+
+
+def as_hash(reply: dict | list) -> dict[bytes, bytes]:
+    """An HGETALL reply as a dict: redis-py's client gives one; the raw
+    reply (the hot path's RedisMux, RESP2) is a flat list of fields and values."""
+    if isinstance(reply, dict):
+        return reply
+    return dict(zip(reply[::2], reply[1::2]))
 
 
 def inventory_from_row(sku: str, row: dict[bytes, bytes]) -> Inventory | None:
