@@ -20,6 +20,7 @@ import uuid
 
 import httpx
 import msgspec
+import uvloop
 
 from loadtests.stack import ADMIN_KEY, remove, scratch_dir, servers
 from onhand.settings import Settings
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtests.inprocess", description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--kinds", default="wholesale,dtc")
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     workdir = scratch_dir()
@@ -123,7 +125,9 @@ def main(argv: list[str] | None = None) -> int:
                                                database_url=found.onhand_database_url, merchant=merchant,
                                                admin_key=ADMIN_KEY, rate_limit_wholesale=1e6)
             _prepare(settings)
-            result = asyncio.run(_measure(settings, args.requests, args.kinds.split(",")))
+            measure = _measure(settings, args.requests, args.kinds.split(","))
+            # the event loop `onhand serve` runs (granian --loop uvloop)
+            result = uvloop.run(measure) if args.loop == "uvloop" else asyncio.run(measure)
     finally:
         remove(workdir)
     for kind, us in result.items():
