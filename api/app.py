@@ -19,6 +19,7 @@ from api.edi import EdiDocumentController, ImportController, InvoiceController, 
 from api.inventory import InventoryController
 from api.keys import ApiKeyController
 from api.ledger import LedgerController
+from api.hot import HotRoutes
 from api.middleware import OnhandMiddleware
 from api.orders import OrderController
 from api.problems import exception_handlers
@@ -86,6 +87,8 @@ def create_app(settings: Settings | None = None, *, extra_controllers: list | No
         logging_config=None,
     )
     docs.refine(app.openapi_schema)
+    # the order path's routes, served in front of the router (api/hot.py)
+    app.asgi_handler = HotRoutes(app, app.asgi_handler)
     return app
 
 

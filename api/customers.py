@@ -75,7 +75,7 @@ class CustomerController(Controller):
         async def build():
             return new_customer(data, int(time.time() * 1000))
 
-        result = await services.operations.run(request, request.user, data, build)
+        result = await services.operations.run(request.scope, request.user, data, build)
         return customer_view(msgspec.json.decode(result.data["doc"]))
 
     @get("/v1/customers/{customer_id:str}",

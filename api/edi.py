@@ -345,5 +345,5 @@ class PartnerController(Controller):
             doc = {**doc, "profiles": [new if p["id"] == profile_id else p for p in profiles]}
             return PutRecord(kind="customer", id=customer_id, doc=msgspec.json.encode(doc).decode())
 
-        result = await services.operations.run(request, request.user, body, build)
+        result = await services.operations.run(request.scope, request.user, body, build)
         return customer_view(msgspec.json.decode(result.data["doc"]))

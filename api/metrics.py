@@ -47,6 +47,24 @@ def process_metrics() -> ProcessMetrics:
     return ProcessMetrics(None)
 
 
+class RouteMetrics:
+    """Observes a request's outcome into the request counter and latency
+    histogram, keeping each (method, route, status) series once made
+    (prometheus-client's ``labels()`` per request was a measurable cost)."""
+
+    def __init__(self) -> None:
+        self._series: dict[tuple, tuple] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        series = self._series.get((method, route, status))
+        if series is None:
+            m = process_metrics()
+            series = self._series[(method, route, status)] = (
+                m.requests.labels(method, route, str(status)), m.latency.labels(method, route))
+        series[0].inc()
+        series[1].observe(seconds)
+
+
 def record_order(channel: str, outcome: str) -> None:
     process_metrics().reservations.labels(channel, outcome).inc()
 

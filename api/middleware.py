@@ -16,14 +16,13 @@ import time
 from collections import Counter
 from urllib.parse import parse_qsl
 
-import msgspec
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import metrics
+from api.metrics import RouteMetrics
 from api.operations import now_ms
-from api.problems import PROBLEM_JSON, RATE_LIMITED, VALIDATION, ApiProblem
-from api.ratelimit import RATE_SCOPE, RateState, Verdict
+from api.problems import VALIDATION, ApiProblem, send_problem
+from api.ratelimit import RATE_SCOPE, RateState, Verdict, rate_headers, refusal
 
 
 class _Route:
@@ -49,26 +48,6 @@ class _Route:
         self.single = frozenset(n for n, p in params.items() if not p.is_non_string_sequence)
 
 
-def _refusal(verdict: Verdict) -> ApiProblem:
-    return ApiProblem(RATE_LIMITED, f"over {verdict.limit} requests per second for this key",
-                      headers=verdict.headers(), retry_after_s=verdict.retry_after_s)
-
-
-def _rate_headers(verdict: Verdict) -> list[tuple[bytes, bytes]]:
-    return [(k.lower().encode(), v.encode()) for k, v in verdict.headers().items()]
-
-
-async def _send_problem(send: Send, problem: ApiProblem) -> None:
-    kind = problem.kind
-    body = msgspec.json.encode({"type": kind.type, "title": kind.title, "status": kind.status,
-                                "detail": problem.detail,
-                                **{k: v for k, v in problem.extensions.items() if v is not None}})
-    headers = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode()),
-               *((k.lower().encode(), v.encode()) for k, v in (problem.headers or {}).items())]
-    await send({"type": "http.response.start", "status": kind.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
-
-
 def _repeated(route: _Route, query: bytes) -> ApiProblem | None:
     counts = Counter(name for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True))
     repeated = [n for n, c in counts.items() if c > 1 and n in route.single]
@@ -83,22 +62,13 @@ class OnhandMiddleware(ASGIMiddleware):
 
     def __init__(self) -> None:
         self._routes: dict[int, _Route] = {}
-        self._series: dict[tuple, tuple] = {}
+        self.metrics = RouteMetrics()
 
     def _route(self, scope: Scope, handler) -> _Route:
         route = self._routes.get(id(handler))
         if route is None:
             route = self._routes[id(handler)] = _Route(scope["litestar_app"], handler)
         return route
-
-    def _observe(self, method: str, label: str, status: int, seconds: float) -> None:
-        series = self._series.get((method, label, status))
-        if series is None:
-            m = metrics.process_metrics()
-            series = self._series[(method, label, status)] = (
-                m.requests.labels(method, label, str(status)), m.latency.labels(method, label))
-        series[0].inc()
-        series[1].observe(seconds)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         start = time.perf_counter()
@@ -127,12 +97,12 @@ class OnhandMiddleware(ASGIMiddleware):
                     verdict = state.verdict
                     if verdict is not None and not verdict.allowed and not state.in_call:
                         replaced = True
-                        problem = _refusal(verdict)
+                        problem = refusal(verdict)
                         status = problem.kind.status
-                        await _send_problem(send, problem)
+                        await send_problem(send, problem)
                         return
                 if verdict is not None and verdict.allowed:
-                    headers = [*headers, *_rate_headers(verdict)]
+                    headers = [*headers, *rate_headers(verdict)]
                 message["headers"] = headers
                 status = message["status"]
             elif replaced:
@@ -159,10 +129,10 @@ class OnhandMiddleware(ASGIMiddleware):
                     else:
                         verdict = await limiter.check(principal, now_ms())
                         if verdict is not None and not verdict.allowed:
-                            raise _refusal(verdict)
+                            raise refusal(verdict)
                 except ApiProblem as problem:
                     status = problem.kind.status
-                    await _send_problem(send, problem)
+                    await send_problem(send, problem)
                     return
             query = scope.get("query_string")
             if route is not None and query and route.single:
@@ -171,7 +141,7 @@ class OnhandMiddleware(ASGIMiddleware):
                     if state is not None and not state.taken:
                         state.verdict, state.taken = await limiter.check(principal, now_ms()), True
                         if state.verdict is not None and not state.verdict.allowed:
-                            problem = _refusal(state.verdict)
+                            problem = refusal(state.verdict)
                     elif state is not None:
                         pass
                     extra = dict(problem.headers or {})
@@ -180,9 +150,9 @@ class OnhandMiddleware(ASGIMiddleware):
                         extra.update(v.headers())
                     problem.headers = extra
                     status = problem.kind.status
-                    await _send_problem(send, problem)
+                    await send_problem(send, problem)
                     return
             await next_app(scope, receive, respond)
         finally:
-            self._observe(method, route.label if route is not None else "unmatched", status,
+            self.metrics.observe(method, route.label if route is not None else "unmatched", status,
                           time.perf_counter() - start)

@@ -12,6 +12,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar import Controller, Request, Response, get, post
 from litestar.params import Parameter
+from litestar.types import Scope
 
 from api import schemas as s
 from api.auth import STAFF, Principal, Role, requires
@@ -27,7 +28,7 @@ from api.views import order_view, shipment_view
 from engine import ordering
 from engine.commands import CancelLine, CancelOrder, PlaceOrder, ShipOrder, SkuQty
 from engine.model import Order
-from engine.store import Store, order_from_row
+from engine.store import Store, as_hash, order_from_row
 from engine.picking import pick_lines, reserved_by_sku
 from persistence.queries import OrderFilter
 
@@ -101,6 +102,36 @@ def packed(data: s.ShipmentBody) -> list[dict[str, Any]] | None:
             for i, carton in enumerate(data.cartons)]
 
 
+async def place(services: Services, scope: Scope, principal: Principal, data: s.OrderBody) -> bytes:
+    """POST /v1/orders: the new order's view (JSON), or the replay of the
+    Idempotency-Key's; raises the problem of a refusal."""
+    req = order_request(data, principal)
+    ordering.merge_lines(req.lines)  # a 400 for the lines before anything else
+
+    async def build(customer: dict[str, Any] | None = None) -> PlaceOrder:
+        return await build_order(services, req, customer)
+
+    customer_id = customer_of(req)
+    result = await services.operations.run(scope, principal, data, build,
+                                           ("customer", customer_id) if customer_id else None)
+    return _encode(order_view(result.order))
+
+
+async def read_one(services: Services, scope: Scope, principal: Principal, order_id: str) -> bytes:
+    """GET /v1/orders/{id}: the order's view (JSON); 404 for an order the
+    caller may not see. The rate-limit step and the read are one round
+    trip; PostgreSQL is asked only for an order Redis no longer keeps."""
+    store = services.store
+    if not isinstance(store, Store):
+        return _encode(order_view(await visible_order(services, principal, order_id)))
+    [row] = await read_with_rate(scope, services.limiter, store, [("HGETALL", store.keys.order(order_id))],
+                                 now_ms())
+    order = order_from_row(order_id, as_hash(row)) or await services.reader.get(order_id)
+    if order is None or not owns(principal, order):
+        raise ApiProblem(NOT_FOUND, "no such order")
+    return _encode(order_view(order))
+
+
 class OrderController(Controller):
     tags = ["orders"]
 
@@ -108,36 +139,16 @@ class OrderController(Controller):
           responses=responses(400, 401, 403, 404, 409, 413, 422, 429, 503),
           summary="Place an order: every line reserved atomically from the shared pool")
     async def create(self, data: JSONBody[s.OrderBody], request: Request) -> Response[s.OrderView]:
+        # api/hot.py serves this route; this handler answers what it leaves
+        # to Litestar (a trailing slash, a query string), the same way
         data = await s.strict_body(request, s.OrderBody)
-        services = await services_for(request)
-        principal: Principal = request.user
-        req = order_request(data, principal)
-        ordering.merge_lines(req.lines)  # a 400 for the lines before anything else
-
-        async def build(customer: dict[str, Any] | None = None) -> PlaceOrder:
-            return await build_order(services, req, customer)
-
-        customer_id = customer_of(req)
-        result = await services.operations.run(request, principal, data, build,
-                                               ("customer", customer_id) if customer_id else None)
-        # encoded here, once, with msgspec (Litestar's serializer adds nothing for a Struct)
-        return EncodedJson(_encode(order_view(result.order)), 201)
+        return EncodedJson(await place(await services_for(request), request.scope, request.user, data), 201)
 
     @get("/v1/orders/{order_id:str}", opt={"rate_limit": "in_call"},
          responses=responses(400, 401, 404, 429, 503), summary="An order")
     async def get_one(self, order_id: IdPath, request: Request) -> Response[s.OrderView]:
-        services = await services_for(request)
-        store = services.store
-        if not isinstance(store, Store):
-            return EncodedJson(_encode(order_view(await visible_order(services, request.user, order_id))))
-        # the rate-limit step and the read: one round trip (PostgreSQL for an
-        # order Redis no longer keeps)
-        [row] = await read_with_rate(request.scope, services.limiter, services.redis,
-                                     lambda pipe: pipe.hgetall(store.keys.order(order_id)), now_ms())
-        order = order_from_row(order_id, row) or await services.reader.get(order_id)
-        if order is None or not owns(request.user, order):
-            raise ApiProblem(NOT_FOUND, "no such order")
-        return EncodedJson(_encode(order_view(order)))
+        # served by api/hot.py, as create() is
+        return EncodedJson(await read_one(await services_for(request), request.scope, request.user, order_id))
 
     @get("/v1/orders", responses=responses(400, 401, 429, 503),
          summary="Orders, newest first; PO search is exact and case-insensitive")
@@ -184,7 +195,7 @@ class OrderController(Controller):
                 lines = tuple(CancelLine(sku=l.sku, line=l.line, qty=l.quantity) for l in body.lines)
             return CancelOrder(order_id=order_id, lines=lines)
 
-        result = await services.operations.run(request, request.user, body, build)
+        result = await services.operations.run(request.scope, request.user, body, build)
         return order_view(result.order, result.fills + result.later_fills)
 
     @post("/v1/orders/{order_id:str}/shipments", guards=[requires(*STAFF)], status_code=201,
@@ -213,7 +224,7 @@ class OrderController(Controller):
                              lines=tuple(SkuQty(sku=l.sku, qty=l.quantity) for l in data.lines),
                              sscc_prefix=services.settings.sscc_prefix if cartons else "")
 
-        result = await services.operations.run(request, request.user, data, build)
+        result = await services.operations.run(request.scope, request.user, data, build)
         return shipment_view(result.data["shipment"])
 
     @get("/v1/orders/{order_id:str}/pick-list", guards=[requires(*STAFF)],

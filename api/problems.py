@@ -91,6 +91,28 @@ def problem_response(kind: ProblemType, detail: str, *, headers: dict[str, str] 
     return Response(body, status_code=kind.status, media_type=PROBLEM_JSON, headers=headers)
 
 
+async def send_problem(send, problem: ApiProblem, extra_headers: list[tuple[bytes, bytes]] = ()) -> None:
+    """Sends ``problem`` as the response with two ASGI messages (outside a
+    route handler: the middleware's 401 and 429, the hot routes')."""
+    kind = problem.kind
+    body = msgspec.json.encode({"type": kind.type, "title": kind.title, "status": kind.status,
+                                "detail": problem.detail,
+                                **{k: v for k, v in problem.extensions.items() if v is not None}})
+    headers = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode()),
+               *((k.lower().encode(), v.encode()) for k, v in (problem.headers or {}).items()),
+               *extra_headers]
+    await send({"type": "http.response.start", "status": kind.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def error_response(handlers: dict, request: Request, exc: Exception) -> Response:
+    """The response the app's exception handlers (:func:`exception_handlers`)
+    give ``exc``: the first handler along its class's MRO, as Litestar's
+    exception middleware picks it (no handler here is keyed by status)."""
+    handler = next(handlers[cls] for cls in type(exc).__mro__ if cls in handlers)
+    return handler(request, exc)
+
+
 def not_ready_headers(retry_after_s: int) -> dict[str, str]:
     return {"Retry-After": str(retry_after_s)}
 

@@ -40,6 +40,21 @@ class Verdict:
         return h
 
 
+def refusal(verdict: Verdict):
+    """The 429 of a refused rate-limit step."""
+    from api.problems import RATE_LIMITED, ApiProblem
+
+    return ApiProblem(RATE_LIMITED, f"over {verdict.limit} requests per second for this key",
+                      headers=verdict.headers(), retry_after_s=verdict.retry_after_s)
+
+
+def rate_headers(verdict: Verdict | None) -> list[tuple[bytes, bytes]]:
+    """The RateLimit-* headers an allowed request's response carries (none without a limit)."""
+    if verdict is None or not verdict.allowed:
+        return []
+    return [(k.lower().encode(), v.encode()) for k, v in verdict.headers().items()]
+
+
 #: Where the middleware leaves a route's :class:`RateState` in the ASGI scope.
 RATE_SCOPE = "onhand.rate"
 
@@ -94,33 +109,29 @@ class RateLimiter:
                        math.ceil(int(reset_ms) / 1000))
 
 
-async def read_with_rate(scope, limiter: RateLimiter, redis, queue, now_ms: int) -> list:
-    """One round trip for a read: the request's rate-limit step (when the
-    middleware left it to the handler) and the read's commands (``queue(pipe)``
-    adds them) on one pipeline. Raises the 429 when over the limit (the read
-    was made and is dropped). Returns the read's replies."""
-    from api.problems import RATE_LIMITED, ApiProblem
-
+async def read_with_rate(scope, limiter: RateLimiter, store, commands: list[tuple], now_ms: int) -> list:
+    """One round trip for a read: the request's rate-limit step (when it was
+    left to the handler) and the read's ``commands`` on one pipeline
+    (Store.pipeline: the hot path's shared connection where there is one).
+    Raises the 429 when over the limit (the read was made and is dropped).
+    Returns the read's replies (an error reply raised)."""
     state: RateState | None = scope.get(RATE_SCOPE)
     principal = state.principal if state is not None and not state.taken else None
     rate = limiter.rates.get(principal.role, 0.0) if principal is not None else 0.0
     burst = max(1, int(math.ceil(rate))) if rate > 0 else 0
-    for attempt in (1, 2):
-        async with redis.pipeline(transaction=False) as pipe:
-            if rate > 0:
-                # EVALSHA by hand: a registered script on a pipeline costs a
-                # SCRIPT EXISTS round trip on every execute
-                pipe.execute_command("EVALSHA", limiter._script.sha, 1,
-                                     f"{Keys(principal.merchant).prefix}:rl:{principal.key_id}",
-                                     now_ms, 1000.0 / rate, burst)
-            queue(pipe)
-            try:
-                replies = await pipe.execute()
-                break
-            except NoScriptError:
-                if attempt == 2:
-                    raise
-                await redis.script_load(limiter._script.script)
+    head = []
+    if rate > 0:
+        # EVALSHA by hand: a registered script on a pipeline costs a SCRIPT
+        # EXISTS round trip on every execute
+        head = [("EVALSHA", limiter._script.sha, 1, f"{Keys(principal.merchant).prefix}:rl:{principal.key_id}",
+                 now_ms, 1000.0 / rate, burst)]
+    replies = await store.pipeline(head + commands)
+    if head and isinstance(replies[0], NoScriptError):  # a new or emptied Redis: load it, once more
+        await limiter.redis.script_load(limiter._script.script)
+        replies = await store.pipeline(head + commands)
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
     if principal is None:
         return replies
     state.taken = True
@@ -131,7 +142,5 @@ async def read_with_rate(scope, limiter: RateLimiter, redis, queue, now_ms: int)
                             math.ceil(int(reset_ms) / 1000))
     if not allowed:
         state.in_call = True
-        v = state.verdict
-        raise ApiProblem(RATE_LIMITED, f"over {v.limit} requests per second for this key",
-                         headers=v.headers(), retry_after_s=v.retry_after_s)
+        raise refusal(state.verdict)
     return replies[1:]

@@ -41,5 +41,5 @@ class ReturnController(Controller):
             return await return_command(services, order, data.reason, tuple(
                 ReturnLineRequest(sku=l.sku, qty=l.quantity, restock=l.restock) for l in data.lines))
 
-        result = await services.operations.run(request, request.user, data, build)
+        result = await services.operations.run(request.scope, request.user, data, build)
         return return_view(result.data["return"], result.fills + result.later_fills)

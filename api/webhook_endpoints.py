@@ -109,10 +109,10 @@ class _Idempotent:
     retry with the same key and body gets it back; another body is 422."""
 
     def __init__(self, services: Services, request: Request, principal: Principal, body: Any):
-        key = idempotency_key(request)
+        key = idempotency_key(request.scope)
         self.merchant = services.store.keys.merchant
         self.ttl_s = services.settings.idempotency_ttl_s
-        self.op_id = operation_id(principal, request, key) if key else None
+        self.op_id = operation_id(principal, request.scope, key) if key else None
         self.fp = fingerprint(body)
 
     async def replay(self, conn) -> Response | None:

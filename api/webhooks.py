@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from secrets import token_hex
 
 import msgspec
@@ -148,32 +149,41 @@ class ShopifyWebhookController(Controller):
           summary="Shopify webhooks (HMAC-signed): orders/create, orders/cancelled, "
                   "refunds/create, app/uninstalled")
     async def receive(self, request: Request) -> Response[WebhookAck]:
-        body = await request.body()
-        services = await services_for(request)
-        # the shop's merchant (its own API secret); an unregistered shop is the home merchant's
-        shop = await services.merchants.by_shop(request.headers.get("x-shopify-shop-domain") or "")
-        if shop is not None:
-            services = await services.shared.for_merchant(shop)
-        settings = services.settings
-        if not authentic(settings, request.headers, body):
-            raise ApiProblem(UNAUTHORIZED, "missing or invalid Shopify signature, or another shop")
-        delivery = _delivery(request.headers)
-        try:
-            command = shopify.delivery_command(
-                delivery, body, received_ms=int(time.time() * 1000),
-                record_ttl_ms=settings.idempotency_ttl_s * 1000,
-                location_id=shopify.numeric_id(settings.shopify_location_id),
-                sale_hold_ms=SALE_HOLD_MS)
-        except shopify.MalformedPayload as exc:
-            log.error("signed %s delivery %s does not parse: %s", delivery.topic,
-                      delivery.webhook_id, exc)
-            raise ApiProblem(VALIDATION, f"the {delivery.topic} body does not parse",
-                             errors=[{"field": "body", "message": str(exc)[:500]}]) from exc
-        if command is None:
-            return EncodedJson(_IGNORED)
-        result = await apply_delivery(services, command)
-        ack = _ack(result)
-        # sales the sync holds back until Shopify has our 200 (a duplicate's 200 counts too)
-        if result.data.get("held") or (ack.status == "duplicate" and command.sold):
-            return EncodedJson(_encode(ack), background=BackgroundTask(release_sales, services, command))
-        return EncodedJson(_encode(ack))
+        # api/hot.py serves this route; this handler answers what it leaves
+        # to Litestar (a query string, a trailing slash), the same way
+        ack, after = await receive_delivery(await services_for(request), request.headers, await request.body())
+        return EncodedJson(ack, background=after)
+
+
+async def receive_delivery(home: Services, headers, body: bytes) -> tuple[bytes, Callable[[], Awaitable] | None]:
+    """A delivery, verified and applied: its 200's body (JSON), and what to
+    run once that 200 has been sent (None for nothing). ``headers`` maps
+    lower-case names to values; ``home`` is the home merchant's services."""
+    # the shop's merchant (its own API secret); an unregistered shop is the home merchant's
+    services = home
+    shop = await home.merchants.by_shop(headers.get("x-shopify-shop-domain") or "")
+    if shop is not None:
+        services = await home.shared.for_merchant(shop)
+    settings = services.settings
+    if not authentic(settings, headers, body):
+        raise ApiProblem(UNAUTHORIZED, "missing or invalid Shopify signature, or another shop")
+    delivery = _delivery(headers)
+    try:
+        command = shopify.delivery_command(
+            delivery, body, received_ms=int(time.time() * 1000),
+            record_ttl_ms=settings.idempotency_ttl_s * 1000,
+            location_id=shopify.numeric_id(settings.shopify_location_id),
+            sale_hold_ms=SALE_HOLD_MS)
+    except shopify.MalformedPayload as exc:
+        log.error("signed %s delivery %s does not parse: %s", delivery.topic,
+                  delivery.webhook_id, exc)
+        raise ApiProblem(VALIDATION, f"the {delivery.topic} body does not parse",
+                         errors=[{"field": "body", "message": str(exc)[:500]}]) from exc
+    if command is None:
+        return _IGNORED, None
+    result = await apply_delivery(services, command)
+    ack = _ack(result)
+    # sales the sync holds back until Shopify has our 200 (a duplicate's 200 counts too)
+    if result.data.get("held") or (ack.status == "duplicate" and command.sold):
+        return _encode(ack), BackgroundTask(release_sales, services, command)
+    return _encode(ack), None

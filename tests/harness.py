@@ -63,6 +63,8 @@ class Stack:
     #: Headers of every request: the home merchant's admin key, or another
     #: merchant's (:meth:`as_merchant`).
     headers: dict = field(default_factory=lambda: dict(ADMIN))
+    #: The app being served (None when it runs in its own process).
+    app: object = None
 
     def as_merchant(self, merchant: str, admin_key: str) -> Stack:
         """The same stack seen by another merchant's admin: its key on every
@@ -194,12 +196,14 @@ async def running_stack(redis_url: str, database_url: str, *, workers: bool = Tr
     initialise(settings)
     worker = None
     redis = sync_client(settings.redis_url)
+    app = None
     if api_process:
         import tempfile
 
         http = ApiProcess(settings, Path(tempfile.mkdtemp()) / "api.log").start()
     else:
-        http = HttpServer(create_app(settings)).start()
+        app = create_app(settings)
+        http = HttpServer(app).start()
     try:
         async with httpx.AsyncClient(base_url=http.base_url, timeout=60,
                                      limits=httpx.Limits(max_connections=200)) as client:
@@ -207,7 +211,7 @@ async def running_stack(redis_url: str, database_url: str, *, workers: bool = Tr
                 worker = WorkerProcess(settings, threads=worker_threads)
                 worker.start()
             try:
-                yield Stack(settings, client, worker, redis, Keys(settings.merchant))
+                yield Stack(settings, client, worker, redis, Keys(settings.merchant), app=app)
             finally:
                 if worker is not None:
                     worker.stop()

@@ -96,11 +96,7 @@ async def test_the_same_key_while_the_first_is_in_flight_is_409(redis_url, datab
         from api.operations import fingerprint, operation_id
         from api.schemas import OrderBody
 
-        class _Req:
-            method = "POST"
-            scope = {"path": "/v1/orders"}
-
-        op = operation_id(Principal(ENV_ADMIN_ID, Role.ADMIN), _Req, "slow")
+        op = operation_id(Principal(ENV_ADMIN_ID, Role.ADMIN), {"method": "POST", "path": "/v1/orders"}, "slow")
         fp = fingerprint(msgspec.convert(body, OrderBody))
         redis = Redis.from_url(stack.settings.redis_url)
         redis.set(stack.keys.in_flight(op), fp, px=5000)

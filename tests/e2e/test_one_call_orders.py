@@ -99,11 +99,7 @@ async def test_a_replay_after_the_claim_expired_answers_the_stored_order(redis_u
         from api.operations import fingerprint, operation_id
         from api.schemas import OrderBody
 
-        class _Req:
-            method = "POST"
-            scope = {"path": "/v1/orders"}
-
-        op = operation_id(Principal(ENV_ADMIN_ID, Role.ADMIN), _Req, "crashed")
+        op = operation_id(Principal(ENV_ADMIN_ID, Role.ADMIN), {"method": "POST", "path": "/v1/orders"}, "crashed")
         fp = fingerprint(msgspec.convert(body, OrderBody))
         # a first request that claimed the key and died: its claim expires
         stack.redis.set(stack.keys.in_flight(op), fp, px=200)
