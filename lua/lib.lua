@@ -72,6 +72,10 @@ local ORDER_ORDER
 local LEDGER       -- movements: {sku, order, reason, doh, drd, drw, dbd, dbw, dex, units}
 local FILLS        -- {sku, order, line index (0-based), units}
 local MORE         -- skus whose fill stopped at the limit
+local GUARDED      -- true once the API's guard() passed in this call: it has
+                   -- checked readiness and the idempotency record, and knows
+                   -- no in-flight marker exists (nothing in this call makes one
+                   -- before the commit)
 
 local function init(KEYS, ARGV)
   P = KEYS[1]
@@ -80,6 +84,7 @@ local function init(KEYS, ARGV)
   ACTOR, CMD_JSON, FILL_LIMIT = ARGV[5], ARGV[6], tonumber(ARGV[7])
   SKUS, SKU_ORDER, ORDERS, ORDER_ORDER = {}, {}, {}, {}
   LEDGER, FILLS, MORE = {}, {}, {}
+  GUARDED = false
 end
 
 -- line field indexes
@@ -149,10 +154,10 @@ local function begin()
   if not is_int(FILL_LIMIT, 1, 1e6) then
     return nil, invalid('fill_limit', 'must be an integer >= 1')
   end
-  if redis.call('EXISTS', P .. ':epoch') == 0 then
+  if not GUARDED and redis.call('EXISTS', P .. ':epoch') == 0 then
     return nil, refuse('not_ready', 'state is being rebuilt')
   end
-  if IDEM_TTL_MS > 0 then
+  if IDEM_TTL_MS > 0 and not GUARDED then
     local rec = redis.call('HMGET', P .. ':i:' .. OP_ID, 'f', 'r', 'x')
     if rec[2] then
       if FP ~= '' and rec[1] ~= FP then
@@ -477,7 +482,7 @@ local function commit(kind, result, event)
     -- while fills go on (MORE), a duplicate is still told "in flight": its
     -- replay would list fewer fills than the caller will answer (the caller
     -- removes the marker when its continuation calls are done)
-    if #MORE == 0 then redis.call('DEL', P .. ':if:' .. OP_ID) end
+    if #MORE == 0 and not GUARDED then redis.call('DEL', P .. ':if:' .. OP_ID) end
   end
   local eid = redis.call('XADD', P .. ':outbox', '*', 'e', ev)
   return {out, 0, eid}
@@ -494,7 +499,7 @@ local function refuse_outcome(code, detail, extra)
     local ikey = P .. ':i:' .. OP_ID
     redis.call('HSET', ikey, 'f', FP, 'r', out)
     redis.call('PEXPIRE', ikey, IDEM_TTL_MS)
-    redis.call('DEL', P .. ':if:' .. OP_ID)
+    if not GUARDED then redis.call('DEL', P .. ':if:' .. OP_ID) end
   end
   return {out, 0, ''}
 end
@@ -716,6 +721,7 @@ local function guard(ARGV)
         doc = h[1] or cjson.null}), rate
     end
   end
+  GUARDED = true
   return nil, rate
 end
 
