@@ -31,6 +31,8 @@ from loadtests.stack import ADMIN_KEY, SHOPIFY_SECRET, SHOPIFY_SHOP, Service, cp
 
 WRK_REPLAY = Path(__file__).with_name("wrk") / "replay.lua"
 SKU = "HOOK"
+#: The most deliveries a second a closed-loop run is expected to reach (its file's length per second).
+MAX_RATE = 15_000
 
 
 @dataclass
@@ -85,34 +87,43 @@ def measure(service: Service, redis: Redis, redis_url: str, workdir: Path, secon
         r = http.post("/v1/inventory/receipts", json={"reference": "hook-1",
                                                       "lines": [{"sku": SKU, "quantity": 1_000_000_000}]})
         assert r.status_code == 201, r.text
-    # enough for every run at several thousand a second, never wrapping round
-    n = max(20_000, seconds * 9_000)
-    path = workdir / "deliveries.txt"
-    deliveries = signed_deliveries(n, 7_000_000_000)
-    _write(path, deliveries)
-    used = 0
+    # each run replays a file of its own, long enough that it never wraps
+    # round (a wrapped file sends duplicates): written before the run, for
+    # at most MAX_RATE a second (the paced run: its asked rate, with room)
+    next_id = 7_000_000_000
+    taken = 0
+
+    def phase(name: str, n: int, connections: int, run_seconds: int, delay_ms: int) -> tuple[WrkResult, list]:
+        nonlocal next_id, taken
+        deliveries = signed_deliveries(n, next_id)
+        next_id += n
+        path = workdir / f"deliveries-{name}.txt"
+        _write(path, deliveries)
+        result = _run(service.url, path, 1, connections, run_seconds, delay_ms, workdir)
+        if result.requests + connections >= n:
+            report.checks.append(f"{name}: the deliveries file ran out ({n:,} lines, {result.requests:,} answered)")
+        taken += min(n, result.requests + connections)
+        return result, deliveries
+
     # the merchant has the hot path's orders too: count this SKU's from here
     base = _orders(redis, service)
-    say(f"intake: {n} signed deliveries written; warm-up")
-    warm = _run(service.url, path, used + 1, 16, 2, 0, workdir)
-    used += warm.requests + 64
+    say("intake: warm-up")
+    warm, warm_deliveries = phase("warm", 2 * MAX_RATE, 16, 2, 0)
     say("intake: maximum (64 connections, closed loop)")
     pids = service.api_pids
     cpu0 = cpu_seconds(pids())
-    report.max_run = _run(service.url, path, used + 1, 64, seconds, 0, workdir)
+    report.max_run, _ = phase("max", seconds * MAX_RATE, 64, seconds, 0)
     cpu1 = cpu_seconds(pids())
     report.cpu_us_per_delivery = 1e6 * (cpu1 - cpu0) / max(1, report.max_run.requests)
     report.rss_mb = rss_bytes(pids()) / 1024**2
-    used += report.max_run.requests + 64
     report.paced_target = 0.8 * report.max_run.rps
     connections = 32
     p50 = report.max_run.latency_ms.get("p50", 5.0)
     # each connection: its pause plus an answer at light load (~ a fifth of p50 at the maximum)
     delay = max(0, int(connections * 1000 / report.paced_target - max(1.0, p50 / 5)))
     say(f"intake: paced at 80% ({report.paced_target:,.0f}/s: {connections} connections, {delay} ms pause)")
-    report.paced_run = _run(service.url, path, used + 1, connections, seconds, delay, workdir)
-    used += report.paced_run.requests + 64
-    taken = min(n, used)
+    report.paced_run, _ = phase("paced", int(seconds * report.paced_target * 1.5) + 1000, connections, seconds,
+                                delay)
     # requests wrk left in flight finish first (on a loaded machine, seconds)
     before = _orders(redis, service)
     for _ in range(30):
@@ -127,7 +138,7 @@ def measure(service: Service, redis: Redis, redis_url: str, workdir: Path, secon
     # it connects and never sends that request (seen with a logging server:
     # the first line of a replay never arrives)
     dup_path = workdir / "duplicates.txt"
-    _write(dup_path, deliveries[1:max(2, warm.requests - 32)])
+    _write(dup_path, warm_deliveries[1:max(2, warm.requests - 32)])
     report.dup_run = _run(service.url, dup_path, 1, 16, 2, 0, workdir)
     after = _orders(redis, service)
     before, after = before - base, after - base
