@@ -65,6 +65,7 @@
 
 -- per-call state, reset by init()
 local P, OP_ID, FP, IDEM_TTL_MS, NOW_MS, ACTOR, CMD_JSON, FILL_LIMIT
+local NOW_TEXT     -- NOW_MS as text, formatted once (begin()) for every write of it
 local SKUS         -- sku -> counters table (loaded once per call)
 local SKU_ORDER    -- skus in first-touch order (deterministic events)
 local ORDERS       -- order id -> order table (loaded once per call)
@@ -151,6 +152,7 @@ local function begin()
   if not is_int(NOW_MS, 0, 1e14) then
     return nil, invalid('now_ms', 'must be a non-negative integer')
   end
+  NOW_TEXT = string.format('%d', NOW_MS)
   if not is_int(FILL_LIMIT, 1, 1e6) then
     return nil, invalid('fill_limit', 'must be an integer >= 1')
   end
@@ -177,7 +179,11 @@ end
 -- ---------------------------------------------------------------- state
 
 
--- Loads a SKU's counters, or nil when the SKU does not exist.
+-- A SKU hash's counters, in load_sku's HMGET order.
+local SKU_COUNTERS = {'oh', 'rd', 'rw', 'bd', 'bw', 'ex', 'fence'}
+
+-- Loads a SKU's counters, or nil when the SKU does not exist (raw: the
+-- hash's values as read, so commit() writes back only what changed).
 local function load_sku(sku)
   local s = SKUS[sku]
   if s then return s end
@@ -188,7 +194,7 @@ local function load_sku(sku)
        bd = tonumber(v[4]), bw = tonumber(v[5]), ex = tonumber(v[6]),
        fence = tonumber(v[7]), v = tonumber(v[8]), fc = v[9] and true or false,
        fc0 = v[9] and true or false,
-       m = v[10] or '{}', touched = false}
+       m = v[10] or '{}', touched = false, raw = v}
   SKUS[sku] = s
   SKU_ORDER[#SKU_ORDER + 1] = sku
   return s
@@ -417,8 +423,25 @@ local function commit(kind, result, event)
     if s.touched then
       s.v = s.v + 1
       local key = P .. ':s:' .. sku
-      redis.call('HSET', key, 'oh', s.oh, 'rd', s.rd, 'rw', s.rw, 'bd', s.bd,
-        'bw', s.bw, 'ex', s.ex, 'fence', s.fence, 'v', s.v, 'm', s.m)
+      if s.raw then
+        -- only what changed (a reserve moves one or two counters): every
+        -- number written is formatted by Redis, the most costly step here
+        local changed, raw = {'v', s.v}, s.raw
+        for i, f in ipairs(SKU_COUNTERS) do
+          if s[f] ~= tonumber(raw[i]) then
+            changed[#changed + 1] = f
+            changed[#changed + 1] = s[f]
+          end
+        end
+        if s.m ~= raw[10] then
+          changed[#changed + 1] = 'm'
+          changed[#changed + 1] = s.m
+        end
+        redis.call('HSET', key, unpack(changed))
+      else
+        redis.call('HSET', key, 'oh', s.oh, 'rd', s.rd, 'rw', s.rw, 'bd', s.bd,
+          'bw', s.bw, 'ex', s.ex, 'fence', s.fence, 'v', s.v, 'm', s.m)
+      end
       if s.fc ~= s.fc0 then
         if s.fc then
           redis.call('HSET', key, 'fc', 1)
@@ -428,10 +451,10 @@ local function commit(kind, result, event)
           redis.call('SREM', P .. ':fillq', sku)
         end
       end
-      if s.created then redis.call('ZADD', P .. ':skus', NOW_MS, sku) end
+      if s.created then redis.call('ZADD', P .. ':skus', NOW_TEXT, sku) end
       redis.call('SADD', P .. ':dirty', sku)
       -- when the oldest change not yet pushed happened (sync lag)
-      redis.call('HSETNX', P .. ':dirtyat', sku, NOW_MS)
+      redis.call('HSETNX', P .. ':dirtyat', sku, NOW_TEXT)
       ev_skus[#ev_skus + 1] = sku_snapshot(s)
     end
   end
@@ -440,7 +463,7 @@ local function commit(kind, result, event)
     local o = ORDERS[oid]
     if o.touched then
       o.v = o.v + 1
-      o.u = NOW_MS
+      o.u = NOW_TEXT
       o.Ljson = cjson.encode(o.L)
       local key = P .. ':o:' .. oid
       redis.call('HSET', key, 'd', o.d, 'n', o.n, 'c', o.c, 'p', o.p,
@@ -506,6 +529,12 @@ end
 
 -- ---------------------------------------------------------------- orders
 
+-- The name of an order's i-th line (1-based) in a refusal (made only for
+-- one: formatting a number is among the costliest steps of a call).
+local function line_field(i)
+  return 'lines[' .. (i - 1) .. ']'
+end
+
 -- Accepts a new order and reserves all its lines (reserve.lua's command,
 -- see its header). Checks everything before its first write; returns the
 -- new order, or nil and the reply to answer (a refusal, nothing written
@@ -548,10 +577,9 @@ local function place_order(cmd)
   local plan = {}          -- per line: {sku, qty, pooled, why}
   local missing = {}
   for i, l in ipairs(lines) do
-    local field = 'lines[' .. (i - 1) .. ']'
-    if type(l) ~= 'table' then return nil, invalid(field, 'must be an object') end
+    if type(l) ~= 'table' then return nil, invalid(line_field(i), 'must be an object') end
     if not is_int(l.qty, 1, MAX_QTY) then
-      return nil, invalid(field .. '.quantity', 'must be an integer from 1 to 1000000000')
+      return nil, invalid(line_field(i) .. '.quantity', 'must be an integer from 1 to 1000000000')
     end
     local sku = l.sku
     local p = {sku = '', qty = l.qty, pooled = 1, why = ''}
@@ -559,14 +587,14 @@ local function place_order(cmd)
       if sku == nil or sku == cjson.null or sku == '' then
         p.pooled, p.why = 0, 'missing_sku'
       elseif type(sku) ~= 'string' or #sku > 255 then
-        return nil, invalid(field .. '.sku', 'must be a string of at most 255 characters')
+        return nil, invalid(line_field(i) .. '.sku', 'must be a string of at most 255 characters')
       else
         p.sku = sku
         if not is_sku(sku) or not load_sku(sku) then p.pooled, p.why = 0, 'unknown_sku' end
       end
     else
       if not is_sku(sku) then
-        return nil, invalid(field .. '.sku', 'must be 1-64 of letters, digits and -_. not starting with .')
+        return nil, invalid(line_field(i) .. '.sku', 'must be 1-64 of letters, digits and -_. not starting with .')
       end
       p.sku = sku
       if not load_sku(sku) then missing[#missing + 1] = sku end
