@@ -77,8 +77,10 @@ def scoped_operation_id(scope: str, key: str) -> str:
 
 def idempotency_key(scope: Scope) -> str | None:
     """The request's Idempotency-Key header (its first), checked; None without one."""
-    raw = next((value for name, value in scope["headers"] if name == b"idempotency-key"), None)
-    if raw is None:
+    for name, raw in scope["headers"]:
+        if name == b"idempotency-key":
+            break
+    else:
         return None
     key = raw.decode("latin-1").strip().strip('"')
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
