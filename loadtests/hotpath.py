@@ -58,10 +58,18 @@ class Run:
     redis_calls: int
     script_calls: int
     api_rss_mb: float
+    #: CPU of the API process's busiest thread (its event loop), seconds
+    loop_cpu_s: float = 0.0
+    #: CPU of the Redis server, seconds
+    redis_cpu_s: float = 0.0
 
     @property
     def cpu_us_per_request(self) -> float:
         return 1e6 * self.api_cpu_s / max(1, self.wrk.requests)
+
+    def us(self, seconds: float) -> float:
+        """CPU seconds of the run as microseconds per request."""
+        return 1e6 * seconds / max(1, self.wrk.requests)
 
     @property
     def calls_per_request(self) -> float:
@@ -73,6 +81,9 @@ class Report:
     runs: list[Run] = field(default_factory=list)
     profile_top: list[tuple[str, float]] = field(default_factory=list)
     profile_layers: list[tuple[str, float]] = field(default_factory=list)
+    #: the yardstick's profile, taken the same way
+    yard_top: list[tuple[str, float]] = field(default_factory=list)
+    yard_layers: list[tuple[str, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     #: the Shopify webhook intake (loadtests/intake.py)
     intake: object = None
@@ -137,15 +148,30 @@ def _wrk_post(url: str, key: str | None, body: bytes, idem: bool, seconds: int, 
                 "--", key or "-", "/v1/orders", body.decode(), "idem" if idem else "-"], workdir)
 
 
-def _measured(name: str, pids, redis: Redis, run) -> Run:
+def _threads_cpu(pids: list[int]) -> dict[tuple[int, int], float]:
+    out = {}
+    for pid in pids:
+        try:
+            for t in psutil.Process(pid).threads():
+                out[(pid, t.id)] = t.user_time + t.system_time
+        except psutil.Error:
+            pass
+    return out
+
+
+def _measured(name: str, pids, redis: Redis, run, redis_pid: int | None = None) -> Run:
+    redis_cpu = (lambda: cpu_seconds([redis_pid])) if redis_pid else (lambda: 0.0)
+    threads0, r0 = _threads_cpu(pids()), redis_cpu()
     before, stats0 = cpu_seconds(pids()), redis_commandstats(redis)
     result = run()
     after, stats1 = cpu_seconds(pids()), redis_commandstats(redis)
+    threads1, r1 = _threads_cpu(pids()), redis_cpu()
+    loop = max((threads1[k] - threads0.get(k, 0.0) for k in threads1), default=0.0)
     calls = sum(int(v.get("calls", 0)) for v in stats1.values()) - sum(int(v.get("calls", 0)) for v in stats0.values())
     scripts = sum(int(stats1.get(c, {}).get("calls", 0)) - int(stats0.get(c, {}).get("calls", 0))
                   for c in ("evalsha", "eval", "fcall", "fcall_ro"))
     rss = rss_bytes(pids()) / 1024**2
-    return Run(name, result, after - before, calls, scripts, rss)
+    return Run(name, result, after - before, calls, scripts, rss, loop, r1 - r0)
 
 
 def round_trips(url: str, redis_url: str, key: str | None, body: bytes, idem: bool, n: int = 200) -> dict[str, float]:
@@ -268,18 +294,20 @@ def main(settings: Settings, *, out: str, runs: int = 3, seconds: int = 10, quic
                 warm = max(2, seconds // 3)
                 _wrk_post(yard.url, None, dtc, False, warm, workdir)
                 _wrk_post(service.url, key, wholesale, True, warm, workdir)
+                onhand_redis_pid = found.pids("valkey")[0]
                 for i in range(runs):
                     _say(f"run {i + 1}/{runs}: yardstick")
                     report.runs.append(_measured("yardstick", yard.pids, yard_redis,
-                                                 lambda: _wrk_post(yard.url, None, dtc, False, seconds, workdir)))
+                                                 lambda: _wrk_post(yard.url, None, dtc, False, seconds, workdir),
+                                                 yard_valkey.pid))
                     _say(f"run {i + 1}/{runs}: onhand, wholesale key, Idempotency-Key")
                     report.runs.append(_measured("onhand wholesale", service.api_pids, redis,
                                                  lambda: _wrk_post(service.url, key, wholesale, True, seconds,
-                                                                   workdir)))
+                                                                   workdir), onhand_redis_pid))
                     _say(f"run {i + 1}/{runs}: onhand, admin key, DTC, no Idempotency-Key")
                     report.runs.append(_measured("onhand dtc", service.api_pids, redis,
                                                  lambda: _wrk_post(service.url, ADMIN_KEY, dtc, False, seconds,
-                                                                   workdir)))
+                                                                   workdir), onhand_redis_pid))
                 _say("round trips per request (MONITOR)")
                 report.trips["onhand wholesale"] = round_trips(service.url, found.redis_url, key, wholesale, True)
                 report.trips["onhand dtc"] = round_trips(service.url, found.redis_url, ADMIN_KEY, dtc, False)
@@ -287,6 +315,10 @@ def main(settings: Settings, *, out: str, runs: int = 3, seconds: int = 10, quic
                 report.profile_top, report.profile_layers = _profile(
                     service.api_worker_pids()[0], seconds, out_dir / "hotpath-flamegraph.svg",
                     lambda: _wrk_post(service.url, key, wholesale, True, seconds + 1, workdir))
+                _say("profile (py-spy) of the yardstick under its load")
+                report.yard_top, report.yard_layers = _profile(
+                    yard.pids()[-1], seconds, out_dir / "yardstick-flamegraph.svg",
+                    lambda: _wrk_post(yard.url, None, dtc, False, seconds + 1, workdir))
                 from loadtests import intake
 
                 report.intake = intake.measure(service, redis, found.redis_url, workdir, seconds, _say)
@@ -360,12 +392,33 @@ def render(report: Report, runs: int, seconds: int) -> str:
             + "; ".join(f"{name}: {sum(t.values()):.2f} ({', '.join(f'{c} {n:.2f}' for c, n in t.items())})"
                         for name, t in report.trips.items()) + "."]
     out += ["", "Every run: " + ", ".join(f"{r.name} {r.wrk.rps:,.0f}/s" for r in report.runs) + ".", "",
-            "## Where the API process's time goes (py-spy, wholesale load)", "",
-            "| layer | share of the event loop's samples |", "|---|---:|"]
-    out += [f"| {k} | {v:.1f}% |" for k, v in report.profile_layers]
-    out += ["", "| function (self time) | share |", "|---|---:|"]
-    out += [f"| `{f}` | {v:.1f}% |" for f, v in report.profile_top[:15]]
-    out += ["", "Flame graph: [hotpath-flamegraph.svg](hotpath-flamegraph.svg).", ""]
+            "## Where each request's CPU goes (medians, microseconds per request)", "",
+            "The API process's event loop runs the Python side of a request; its other threads are granian's "
+            "HTTP I/O (Rust). Redis is the whole server process (the script, the AOF writes and fsyncs, its "
+            "sockets). wrk is the load generator, on the same two cores.", "",
+            "| request | API event loop | API other threads | Redis | wrk | all |", "|---|---:|---:|---:|---:|---:|"]
+    for name in ("yardstick", "onhand wholesale", "onhand dtc"):
+        if not report.of(name):
+            continue
+        loop = report.median(name, lambda r: r.us(r.loop_cpu_s))
+        other = report.median(name, lambda r: r.us(r.api_cpu_s - r.loop_cpu_s))
+        rcpu = report.median(name, lambda r: r.us(r.redis_cpu_s))
+        wcpu = report.median(name, lambda r: r.us(r.wrk.cpu_s))
+        out.append(f"| {name} | {loop:.0f} | {other:.0f} | {rcpu:.0f} | {wcpu:.0f} | {loop + other + rcpu + wcpu:.0f} |")
+    out += ["", "## Where the API process's time goes (py-spy)", "",
+            "Each layer's share of the event loop's samples, and that share of the loop's CPU per request "
+            "(median of the runs above): onhand under the wholesale load, the yardstick under its own.", "",
+            "| layer | yardstick | onhand wholesale |", "|---|---:|---:|"]
+    y_loop = report.median("yardstick", lambda r: r.us(r.loop_cpu_s))
+    o_loop = report.median("onhand wholesale", lambda r: r.us(r.loop_cpu_s))
+    yard, mine = dict(report.yard_layers), dict(report.profile_layers)
+    for k in sorted(set(yard) | set(mine), key=lambda k: -(mine.get(k, 0) * o_loop + yard.get(k, 0) * y_loop)):
+        out.append(f"| {k} | {yard.get(k, 0):.1f}% = {yard.get(k, 0) * y_loop / 100:.0f} us | "
+                   f"{mine.get(k, 0):.1f}% = {mine.get(k, 0) * o_loop / 100:.0f} us |")
+    for title, top in (("onhand wholesale", report.profile_top), ("yardstick", report.yard_top)):
+        out += ["", f"{title}, by function (self time):", "", "| function | share |", "|---|---:|"]
+        out += [f"| `{f}` | {v:.1f}% |" for f, v in top[:15]]
+    out += ["", "Flame graphs: [onhand](hotpath-flamegraph.svg), [yardstick](yardstick-flamegraph.svg).", ""]
     if report.intake is not None:
         from loadtests import intake
 

@@ -210,7 +210,7 @@ _SERVER_FRAMES = ("granian/", "click/", "multiprocessing/", "runpy", "<module>",
 _LAYERS = (("loadtests/baseline", "baseline engine (loadtests/baseline.py)"), ("psycopg", "psycopg (PostgreSQL driver)"),
            ("/api/", "onhand api/"), ("/engine/", "onhand engine/"), ("litestar", "Litestar (framework)"),
            ("redis/", "redis-py (client)"), ("prometheus_client", "prometheus_client (metrics)"),
-           ("msgspec", "msgspec"), ("granian", "granian (its Rust side: HTTP I/O, handing work to the loop)"),
+           ("msgspec", "msgspec"), ("granian", "native code under granian's loop frame (uvloop's I/O and scheduling, granian's HTTP)"),
            ("asyncio", "asyncio / uvloop"))
 
 
