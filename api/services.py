@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
@@ -55,6 +55,8 @@ class Services:
     reader: OrderReader
     records: RecordReader
     operations: Operations
+    #: the Shopify intake's releases of held-back sales (api/webhooks.py), made on first use
+    sale_releases: Any = field(default=None, compare=False, repr=False)
 
     @property
     def merchant(self) -> str:

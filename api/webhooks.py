@@ -16,6 +16,7 @@ never seen is kept pending and applied when its orders/create arrives.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -103,23 +104,58 @@ def _ack(result: Result) -> WebhookAck:
     return WebhookAck(status="accepted", order_id=data.get("order_id"))
 
 
-async def release_sales(services: Services, command: ApplyShopifyDelivery) -> None:
-    """Runs once the 200 has been sent: Shopify now has (or will read within
-    the window) our answer, so the sync may stop holding these sales back
-    once the window has passed. A duplicate's 200 settles the same sales."""
-    if not command.sold or command.shopify_order_id is None:
-        return
-    release_at = int(time.time() * 1000) + services.settings.shopify_sale_ack_window_ms
-    prefix = services.store.keys.prefix
-    try:
-        commands = []
-        for sku, units in command.sold:
-            commands.append(("ZADD", f"{prefix}:syr:{sku}", "XX", release_at, f"{command.shopify_order_id}:{units}"))
-            # a recheck waiting for these sales comes sooner too
-            commands.append(("ZADD", f"{prefix}:sync:due", "XX", "LT", release_at, sku))
-        await services.store.pipeline(commands)
-    except Exception as exc:  # noqa: BLE001 - the hold then ends at SALE_HOLD_MS
-        log.warning("could not release held-back sales of order %s: %r", command.shopify_order_id, exc)
+class SaleReleases:
+    """Ends the hold on sales whose 200 has been sent: Shopify now has (or
+    will read within the window) our answer, so the sync may stop holding
+    them back once the window has passed (a duplicate's 200 settles the same
+    sales). The releases of one merchant's deliveries answered in one turn
+    of the event loop go to Redis together: one pipeline, one ZADD per SKU's
+    held sales and one for the SKUs' recheck times. Lost with the process
+    (it died after the 200), a hold ends at SALE_HOLD_MS instead."""
+
+    def __init__(self, services: Services):
+        self._services = services
+        #: (sku, release at ms, held member) since the last flush
+        self._pending: list[tuple[str, int, str]] = []
+        self._sending: set[asyncio.Task] = set()
+
+    async def add(self, command: ApplyShopifyDelivery) -> None:
+        if not command.sold or command.shopify_order_id is None:
+            return
+        release_at = int(time.time() * 1000) + self._services.settings.shopify_sale_ack_window_ms
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._pending.extend((sku, release_at, f"{command.shopify_order_id}:{units}") for sku, units in command.sold)
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        task = asyncio.ensure_future(self._send(batch))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, batch: list[tuple[str, int, str]]) -> None:
+        prefix = self._services.store.keys.prefix
+        held: dict[str, list] = {}
+        due: dict[str, int] = {}
+        for sku, release_at, member in batch:
+            held.setdefault(sku, []).extend((release_at, member))
+            due[sku] = min(release_at, due.get(sku, release_at))
+        commands = [("ZADD", f"{prefix}:syr:{sku}", "XX", *pairs) for sku, pairs in held.items()]
+        # a recheck waiting for these sales comes sooner too
+        commands.append(("ZADD", f"{prefix}:sync:due", "XX", "LT", *(x for sku, t in due.items() for x in (t, sku))))
+        try:
+            for reply in await self._services.store.pipeline(commands):
+                if isinstance(reply, Exception):
+                    raise reply
+        except Exception as exc:  # noqa: BLE001 - the holds then end at SALE_HOLD_MS
+            log.warning("could not release %d held-back sales: %r", len(batch), exc)
+
+
+def sale_releases(services: Services) -> SaleReleases:
+    """The merchant's releases (kept with its services, made on first use)."""
+    if services.sale_releases is None:
+        services.sale_releases = SaleReleases(services)
+    return services.sale_releases
 
 
 async def apply_delivery(services: Services, command: ApplyShopifyDelivery) -> Result:
@@ -185,5 +221,5 @@ async def receive_delivery(home: Services, headers, body: bytes) -> tuple[bytes,
     ack = _ack(result)
     # sales the sync holds back until Shopify has our 200 (a duplicate's 200 counts too)
     if result.data.get("held") or (ack.status == "duplicate" and command.sold):
-        return _encode(ack), BackgroundTask(release_sales, services, command)
+        return _encode(ack), BackgroundTask(sale_releases(services).add, command)
     return _encode(ack), None

@@ -180,3 +180,43 @@ async def test_webhooks_answer_alike_both_ways(redis_url, database_url):
         assert stack.app.asgi_handler.served["/webhooks/shopify"] == 3
         assert msgspec.json.decode((await stack.client.post(
             "/webhooks/shopify", content=body, headers=headers)).content)["type"] == "/problems/unauthorized"
+
+
+async def test_sales_held_until_the_200_are_released_after_it_together(redis_url, database_url):
+    """Deliveries answered in one turn of the event loop release their
+    held-back sales in one pipeline: each sale's hold then ends a window after
+    its 200, not at the 5-minute fallback, and the SKU's recheck comes sooner."""
+    import asyncio
+    import time
+
+    async with running_stack(redis_url, database_url, workers=False, shopify_api_secret=SECRET) as stack:
+        assert (await stack.put("/v1/skus/MUG", {"name": "mug"})).status_code == 200
+        r = await stack.post("/v1/inventory/receipts", {"reference": "R-MUG", "lines": [{"sku": "MUG", "quantity": 99}]})
+        assert r.status_code == 201
+        prefix = stack.keys.prefix
+        stack.redis.hset(f"{prefix}:sy:MUG", mapping={"p": 99, "o": 0, "w": 0, "g": 1})  # synced: sales are held
+        far = int(time.time() * 1000) + 3_600_000
+        stack.redis.zadd(f"{prefix}:sync:due", {"MUG": far})
+
+        async def deliver(order_id: int):
+            body = json.dumps({"id": order_id, "line_items": [
+                {"id": 1, "sku": "MUG", "quantity": 1, "requires_shipping": True}]}).encode()
+            sig = base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()
+            return await stack.client.post("/webhooks/shopify", content=body, headers={
+                "X-Shopify-Topic": "orders/create", "X-Shopify-Hmac-Sha256": sig,
+                "X-Shopify-Webhook-Id": f"w-{order_id}", "X-Shopify-Event-Id": f"e-{order_id}"})
+
+        start = int(time.time() * 1000)
+        answers = await asyncio.gather(*(deliver(5000 + i) for i in range(30)))
+        assert {a.status_code for a in answers} == {200}
+        window = stack.settings.shopify_sale_ack_window_ms
+        deadline = time.monotonic() + 5
+        while True:
+            held = stack.redis.zrange(f"{prefix}:syr:MUG", 0, -1, withscores=True)
+            if len(held) == 30 and all(score <= int(time.time() * 1000) + window for _, score in held):
+                break
+            assert time.monotonic() < deadline, held  # still at the 5-minute fallback
+            await asyncio.sleep(0.05)
+        assert {m.decode() for m, _ in held} == {f"{5000 + i}:1" for i in range(30)}
+        assert all(score >= start + window for _, score in held)
+        assert stack.redis.zscore(f"{prefix}:sync:due", "MUG") < far
