@@ -101,7 +101,11 @@ async def test_concurrent_workers_keep_each_orders_events_in_order(database_url)
     # Given 3 endpoints whose receivers answer within 0-30 ms and fail a fifth of the time
     receivers = [Receiver(secret=SECRET, flaky=0.2, delay_s=0.03).start() for _ in range(3)]
     positions = _fill(database_url, receivers, orders=40)
-    settings = _settings(database_url)
+    # attempts time out after 10 s, not 1 s: on a loaded machine a receiver
+    # (a thread of this process) once took over 1 s to answer; the attempt
+    # was abandoned and retried while its request was still being answered,
+    # and the receiver counted 4 requests at once against a bound of 3
+    settings = _settings(database_url, webhook_timeout_ms=10_000)
     pg = make_async_engine(database_url, pool_size=6)
     try:
         # When 3 workers deliver at once, each claiming batches of 8 per endpoint
