@@ -30,15 +30,13 @@ class OrderRequestError(OnhandError):
         self.errors = errors or []
 
 
-@dataclass(frozen=True)
-class LineRequest:
+class LineRequest(msgspec.Struct, frozen=True):
     sku: str
     quantity: int
     unit_price: str | None = None
 
 
-@dataclass(frozen=True)
-class OrderRequest:
+class OrderRequest(msgspec.Struct, frozen=True, kw_only=True):
     """What a caller asks for (an API body or the order entry form)."""
 
     channel: str
@@ -56,7 +54,7 @@ class OrderRequest:
     caller_is_staff: bool = True
     #: The order's source in its document ("api" when absent).
     source: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 def merge_lines(lines: tuple[LineRequest, ...] | list[LineRequest]) -> list[LineRequest]:
