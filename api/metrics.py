@@ -9,8 +9,11 @@ letters, Shopify sync lag) are read from Redis at scrape time.
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import os
 import time
+import weakref
 from functools import cache
 
 from prometheus_client import (
@@ -48,21 +51,64 @@ def process_metrics() -> ProcessMetrics:
 
 
 class RouteMetrics:
-    """Observes a request's outcome into the request counter and latency
-    histogram, keeping each (method, route, status) series once made
-    (prometheus-client's ``labels()`` per request was a measurable cost)."""
+    """Counts each request in the request counter and latency histogram.
+
+    Observations are added up in the process and written to prometheus-client
+    at most :data:`FLUSH_S` later, a sum per series: with ``serve`` each
+    write is a locked write to a shared memory file (three per request, 3%
+    of an order's CPU at full rate), and a scrape reads the files of every
+    process. The histogram's buckets and sum get the totals directly (its
+    ``_buckets`` and ``_sum``; where a prometheus-client lacks them, each
+    observation is written as it comes)."""
 
     def __init__(self) -> None:
         self._series: dict[tuple, tuple] = {}
+        #: (method, route, status) -> [requests, seconds in all, count per bucket]
+        self._pending: dict[tuple, list] = {}
+        _route_metrics.add(self)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        series = self._series.get((method, route, status))
+        key = (method, route, status)
+        series = self._series.get(key)
         if series is None:
             m = process_metrics()
-            series = self._series[(method, route, status)] = (
-                m.requests.labels(method, route, str(status)), m.latency.labels(method, route))
-        series[0].inc()
-        series[1].observe(seconds)
+            hist = m.latency.labels(method, route)
+            bounds = tuple(getattr(hist, "_upper_bounds", ()))
+            bulk = bool(bounds) and hasattr(hist, "_sum") and len(getattr(hist, "_buckets", ())) == len(bounds)
+            series = self._series[key] = (m.requests.labels(method, route, str(status)), hist,
+                                          bounds if bulk else None)
+        bounds = series[2]
+        if bounds is None:
+            series[0].inc()
+            series[1].observe(seconds)
+            return
+        pending = self._pending.get(key)
+        if pending is None:
+            if not self._pending:
+                asyncio.get_running_loop().call_later(FLUSH_S, self.flush)
+            pending = self._pending[key] = [0, 0.0, [0] * len(bounds)]
+        pending[0] += 1
+        pending[1] += seconds
+        # the first bucket whose upper bound is at least the value (as observe() picks it)
+        pending[2][bisect.bisect_left(bounds, seconds)] += 1
+
+    def flush(self) -> None:
+        """Writes what was observed since the last flush."""
+        pending, self._pending = self._pending, {}
+        for key, (count, total, buckets) in pending.items():
+            counter, hist, _ = self._series[key]
+            counter.inc(count)
+            hist._sum.inc(total)
+            for i, n in enumerate(buckets):
+                if n:
+                    hist._buckets[i].inc(n)
+
+
+#: Longest a request's count waits to be written, seconds (a scrape of this
+#: process writes its own at once; another process's may be this late).
+FLUSH_S = 0.5
+#: This process's RouteMetrics, flushed before a scrape renders them.
+_route_metrics: "weakref.WeakSet[RouteMetrics]" = weakref.WeakSet()
 
 
 def record_order(channel: str, outcome: str) -> None:
@@ -72,6 +118,8 @@ def record_order(channel: str, outcome: str) -> None:
 async def render(redis, keys: Keys) -> tuple[bytes, str]:
     """The text exposition: this deployment's process metrics plus gauges read
     from Redis now."""
+    for metrics in list(_route_metrics):
+        metrics.flush()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
