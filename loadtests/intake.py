@@ -209,7 +209,7 @@ def render(report: IntakeReport) -> list[str]:
             + ", ".join(f"{c} {v:.2f}" for c, v in report.commands.items()) + " per delivery (INFO commandstats, which counts "
             "a script's commands too: two ZADDs run inside the FCALL, the reservation's and the sale's hold; "
             "the rest release held-back sales after the 200, one pipeline per turn of the event loop for the "
-            "deliveries answered in it, where MONITOR, one delivery at a time, sees one each).",
+            "deliveries answered in it: one delivery at a time, as MONITOR sends them, each has a pipeline of two).",
             f"Orders in Redis {report.orders:,}, units reserved {report.reserved:,} (each order once); "
             f"deliveries sent at most {report.taken:,}; the duplicates made no order. "
             + ("Checks: all passed." if not report.checks else "CHECKS FAILED: " + "; ".join(report.checks)), ""]
