@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from contextlib import asynccontextmanager
 
 import pytest
 from redis import exceptions as redis_errors
@@ -82,28 +83,31 @@ async def test_callers_that_went_away_do_not_shift_the_replies_of_the_others(cli
         await mux.aclose()
 
 
-async def test_a_connection_the_server_dropped_while_idle_is_replaced(client):
+@asynccontextmanager
+async def _named(client):
+    """A RedisMux whose connection has a name of its own (to kill it by), and a key."""
     mux = RedisMux(client)
     key = f"mux-{uuid.uuid4().hex}"
     name = f"mux-{uuid.uuid4().hex[:8]}"
     try:
         await mux.call("CLIENT", "SETNAME", name)
+        yield mux, key, name
+    finally:
+        await client.delete(key, key + ":n")
+        await mux.aclose()
+
+
+async def test_a_connection_the_server_dropped_while_idle_is_replaced(client):
+    async with _named(client) as (mux, key, name):
         await _kill(client, name)  # as a restart or a client timeout would
         await _until(mux.lost)  # noticed while idle, not at the next call
         assert int(await mux.call("INCR", key)) == 1
         assert int(await client.get(key)) == 1  # ran once
         assert mux.opened == 2
-    finally:
-        await client.delete(key)
-        await mux.aclose()
 
 
 async def test_commands_waiting_on_a_lost_connection_fail_and_the_next_call_reconnects(client):
-    mux = RedisMux(client)
-    key = f"mux-{uuid.uuid4().hex}"
-    name = f"mux-{uuid.uuid4().hex[:8]}"
-    try:
-        await mux.call("CLIENT", "SETNAME", name)
+    async with _named(client) as (mux, key, name):
         # a blocking command holds the connection (the API never sends one):
         # the INCR behind it waits for its reply
         blocked = asyncio.ensure_future(mux.call("BLPOP", key, 5))
@@ -115,9 +119,6 @@ async def test_commands_waiting_on_a_lost_connection_fail_and_the_next_call_reco
                 await task
         assert await client.get(key + ":n") is None  # never sent again
         assert await mux.call("ECHO", "again") == b"again"
-    finally:
-        await client.delete(key, key + ":n")
-        await mux.aclose()
 
 
 async def test_a_connection_silent_past_the_reply_timeout_is_closed_and_its_commands_fail(client):
