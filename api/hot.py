@@ -74,7 +74,6 @@ class HotRoutes:
         self.next = next_app
         self.metrics = RouteMetrics()
         self._handlers = exception_handlers()
-        self._shared: Shared | None = None
         #: requests served here, by route label (what Litestar got instead is not counted)
         self.served: Counter = Counter()
 
@@ -95,9 +94,7 @@ class HotRoutes:
 
     @property
     def shared(self) -> Shared:
-        if self._shared is None:
-            self._shared = self.app.state.shared  # made in the lifespan
-        return self._shared
+        return self.app.state.shared  # made in the lifespan
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, label: str,
                      route: Callable[..., Awaitable[tuple[int, bytes, Callable | None]]], arg) -> None:

@@ -131,6 +131,8 @@ async def test_orders_and_their_refusals_answer_alike_both_ways(redis_url, datab
         assert hot.status_code == 404
         assert stack.app.asgi_handler.served.keys() == {"/v1/orders", "/v1/orders/{order_id:str}",
                                                         "/v1/inventory/{sku:str}"}
+        # labelled as the middleware labels Litestar's routes: by their paths
+        assert set(stack.app.asgi_handler.served) <= set(stack.app.route_handler_method_map)
 
 
 async def test_the_rate_limit_is_one_count_for_both_ways(redis_url, database_url):
