@@ -34,6 +34,8 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 
 from litestar import Litestar, Request
+# the router's own Host check (a private module: litestar is bounded <3 in
+# pyproject.toml, and tests/e2e/test_hot_routes.py runs every route through it)
 from litestar._asgi.utils import is_valid_host
 from litestar.exceptions import ClientException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
